@@ -1,0 +1,3 @@
+"""benchbench: fair, verified benchmarks of InternVL inference across engines."""
+
+__version__ = "0.1.0"

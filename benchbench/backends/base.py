@@ -1,0 +1,117 @@
+"""What every backend implements, and the plain data it hands back to the runner.
+
+A backend loads a model and answers one request at a time. It does not time warmups, aggregate
+or print: the runner owns the clock and calls ``timer.tokens(n)`` through the backend whenever
+the engine emits tokens, so TTFT and inter-token times are read in one place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from benchbench.errors import BenchError
+from benchbench.workload import WorkloadRequest
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What an engine lets benchbench control or observe; the fairness check and report read these."""
+
+    streams_tokens: bool
+    """TTFT comes from a real first token (else it is unknown)."""
+    preprocesses_inside_engine: bool
+    """Image tiling/normalisation happens inside the engine, so it is part of TTFT."""
+    forces_exact_tokens: bool
+    """The engine can be told to emit exactly N tokens (min_new_tokens / ignore_eos)."""
+    controls_tiles: bool
+    """The request can set the per-image tile budget (max_dynamic_patch)."""
+    reports_token_ids: bool
+    """The engine returns output token ids, so outputs can be compared token by token."""
+
+
+@dataclass
+class Generation:
+    """What the engine produced for one request, as the engine itself reports it."""
+
+    text: str
+    output_tokens: int
+    token_ids: list[int] | None = None
+    input_tokens: int | None = None
+    image_tokens: int | None = None
+    tiles: int | None = None
+    finish_reason: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class TokenTimer(Protocol):
+    def tokens(self, count: int = 1) -> None:
+        """Call as soon as the engine has emitted ``count`` more tokens."""
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """Run-wide settings every backend receives."""
+
+    name: str
+    model_path: Path
+    dtype: str
+    device: str | None
+    run_dir: Path
+    seed: int
+    trust_remote_code: bool = False
+
+
+class BackendOptions(BaseModel):
+    """Base for each backend's typed options; unknown keys are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Backend(ABC):
+    kind: ClassVar[str]
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+
+    def __init__(self, options: BackendOptions, context: BackendContext):
+        self.options = options
+        self.context = context
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def load(self) -> dict[str, Any]:
+        """Load the model or start the engine; return facts for the manifest (placement, config)."""
+
+    @abstractmethod
+    def prepare(self, request: WorkloadRequest) -> Any:
+        """Client-side preprocessing (decode, tile, normalise, tokenise); the runner times it."""
+
+    @abstractmethod
+    def generate(self, prepared: Any, timer: TokenTimer) -> Generation:
+        """Run one prepared request to completion, reporting tokens to ``timer`` as they appear."""
+
+    def synchronize(self) -> None:
+        """Wait for queued device work; the runner calls this before reading the clock."""
+
+    def close(self) -> None:
+        """Release the engine (stop servers, free memory)."""
+
+
+def parse_options(backend_cls: type[Backend], options: dict[str, Any], name: str) -> BackendOptions:
+    """Validate a backend's options from a scenario or the CLI into its typed model."""
+    try:
+        return backend_cls.Options.model_validate(options)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"option '{'.'.join(str(p) for p in e['loc'])}': "
+            + ("unknown option; remove it or check its spelling" if e["type"] == "extra_forbidden" else e["msg"])
+            for e in exc.errors()
+        )
+        valid = ", ".join(backend_cls.Options.model_fields) or "none"
+        raise BenchError(f"backend '{name}' ({backend_cls.kind}): {problems} (valid options: {valid})") from None

@@ -1,0 +1,204 @@
+"""Scenario files: the schema every engine's workload is built from, and the built-in lookup."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from benchbench.errors import ScenarioError
+
+IMAGE_PLACEHOLDER = "<image>"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticImages(_Strict):
+    """Images drawn from a seed: one distinct image per request, sizes cycled in order."""
+
+    sizes: list[tuple[int, int]] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _sizes_in_range(self) -> SyntheticImages:
+        for width, height in self.sizes:
+            if not (16 <= width <= 8192 and 16 <= height <= 8192):
+                raise ValueError(f"size {width}x{height} must be between 16 and 8192 on each side")
+        return self
+
+
+class ImageSource(_Strict):
+    synthetic: SyntheticImages | None = None
+    files: list[str] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImageSource:
+        if (self.synthetic is None) == (self.files is None):
+            raise ValueError("give exactly one of 'synthetic' or 'files'")
+        return self
+
+
+class Turn(_Strict):
+    """One user turn; earlier turns carry a fixed assistant reply so every engine sees the same history."""
+
+    user: str = Field(min_length=1)
+    assistant: str | None = None
+
+
+class PromptSpec(_Strict):
+    system: str = "You are a helpful assistant."
+    turns: list[Turn] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _history_has_replies(self) -> PromptSpec:
+        if any(turn.assistant is None for turn in self.turns[:-1]):
+            raise ValueError("every turn but the last needs a fixed 'assistant' reply")
+        if self.turns[-1].assistant is not None:
+            raise ValueError("the last turn is generated; remove its 'assistant' reply")
+        return self
+
+    @property
+    def image_slots(self) -> int:
+        return sum(turn.user.count(IMAGE_PLACEHOLDER) for turn in self.turns)
+
+
+class TilingSpec(_Strict):
+    """InternVL's max_dynamic_patch (max_num) and friends; tokens_per_tile is 256 at 448 px."""
+
+    max_num: int = Field(default=6, ge=1, le=40)
+    min_num: int = Field(default=1, ge=1, le=40)
+    use_thumbnail: bool = True
+    tile_size: int = Field(default=448, ge=14, le=1792)
+    tokens_per_tile: int = Field(default=256, ge=1, le=4096)
+    sweep_max_num: list[int] | None = Field(
+        default=None, min_length=1, description="run every request once per max_num value (a tiles sweep)"
+    )
+
+    @model_validator(mode="after")
+    def _budgets_valid(self) -> TilingSpec:
+        for budget in self.budgets:
+            if not (self.min_num <= budget <= 40):
+                raise ValueError(f"max_num {budget} must be between min_num {self.min_num} and 40")
+        return self
+
+    @property
+    def budgets(self) -> list[int]:
+        """The max_num values the workload runs at: the sweep, or just max_num."""
+        return self.sweep_max_num or [self.max_num]
+
+
+class BackendSpec(_Strict):
+    kind: str = Field(min_length=1)
+    label: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.kind
+
+
+class Scenario(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    images: ImageSource
+    images_per_request: int = Field(default=1, ge=0, le=16)
+    prompt: PromptSpec
+    requests: int = Field(ge=1, le=100_000)
+    warmup: int = Field(default=1, ge=0, le=1_000)
+    repeats: int = Field(default=1, ge=1, le=1_000)
+    max_new_tokens: int = Field(ge=1, le=32_768)
+    tiling: TilingSpec = TilingSpec()
+    decoding: Literal["greedy"] = "greedy"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(kind="transformers")], min_length=1)
+
+    @model_validator(mode="after")
+    def _placeholders_match_images(self) -> Scenario:
+        if self.prompt.image_slots != self.images_per_request:
+            raise ValueError(
+                f"the prompt has {self.prompt.image_slots} '{IMAGE_PLACEHOLDER}' placeholder(s) but "
+                f"images_per_request is {self.images_per_request}; make them equal"
+            )
+        names = [spec.name for spec in self.backends]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"backend name(s) {duplicates} repeat; give each a distinct 'label'")
+        return self
+
+    def content_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+
+    def with_overrides(self, **overrides: Any) -> Scenario:
+        """A copy with CLI overrides applied (None means 'keep'), validated like a file."""
+        data = self.model_dump(mode="json")
+        data.update({key: value for key, value in overrides.items() if value is not None})
+        return parse_scenario(data, source="command-line overrides")
+
+
+def builtin_names() -> list[str]:
+    return sorted(path.stem for path in BUILTIN_DIR.glob("*.yaml"))
+
+
+def parse_scenario(data: Any, source: str) -> Scenario:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"scenario {source}: the top level must be a mapping of fields")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(f"scenario {source}: {_describe(exc)}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field; remove it or check its spelling"
+        elif error["type"] == "missing":
+            message = "required field is missing; add it"
+        problems.append(f"field '{field}': {message}")
+    return "; ".join(problems)
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A built-in scenario by name, or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.is_file():
+        if name_or_path in builtin_names():
+            path = BUILTIN_DIR / f"{name_or_path}.yaml"
+        elif path.suffix in {".yaml", ".yml"} or "/" in name_or_path:
+            raise ScenarioError(f"scenario file {name_or_path}: not found; check the path")
+        else:
+            close = difflib.get_close_matches(name_or_path, builtin_names(), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ScenarioError(
+                f"unknown scenario '{name_or_path}': {hint}built-ins are {', '.join(builtin_names())}, or give a YAML path"
+            )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ScenarioError(f"scenario file {path}: malformed YAML{where} ({problem}); fix the syntax") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"scenario file {path}: cannot read ({exc}); check the file") from None
+    return parse_scenario(_resolve_image_files(data, path.parent), source=f"file {path}")
+
+
+def _resolve_image_files(data: Any, base_dir: Path) -> Any:
+    """Image file paths in a scenario are relative to the scenario file."""
+    files = data.get("images", {}).get("files") if isinstance(data, dict) and isinstance(data.get("images"), dict) else None
+    if isinstance(files, list):
+        resolved = [str(base_dir / item) if isinstance(item, str) else item for item in files]
+        data = {**data, "images": {**data["images"], "files": resolved}}
+    return data

@@ -1,0 +1,116 @@
+"""The embedded default model: a tiny, randomly initialised InternVL with the real architecture.
+
+transformers' native ``InternVLForConditionalGeneration`` (a 1-layer vision tower at InternVL's
+real 448 px / patch 14 / pixel-shuffle 0.5 geometry, so one tile is 256 image tokens) on a
+2-layer Qwen2, plus a local character-level tokenizer whose every id decodes to visible text.
+It is saved with ``save_pretrained`` and loaded back through the same ``from_pretrained`` path a
+real checkpoint takes. Seeded, so every build writes the same weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import string
+import tempfile
+from pathlib import Path
+
+from benchbench.prompt import IMG_CONTEXT, IMG_END, IMG_START
+
+BUILD_SEED = 1234
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", IMG_START, IMG_END, IMG_CONTEXT, "<video>"]
+WORDS = "the a an of and to in is on with image shows colour left right top bottom large small".split()
+VISION = dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+              image_size=[448, 448], patch_size=[14, 14])
+TEXT = dict(model_type="qwen2", hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, intermediate_size=128, max_position_embeddings=16384)
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("BENCHBENCH_CACHE", Path.home() / ".cache" / "benchbench"))
+
+
+def _spec_digest() -> str:
+    import transformers
+
+    spec = [BUILD_SEED, SPECIAL_TOKENS, WORDS, VISION, TEXT, CHAT_TEMPLATE, transformers.__version__]
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def ensure_tiny_model() -> Path:
+    """The cached tiny model's directory, building it on first use (atomically, so concurrent runs are safe)."""
+    target = cache_root() / f"tiny-internvl-{_spec_digest()}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
+    try:
+        build_tiny_model(staging)
+        os.replace(staging, target)
+    except OSError:
+        if not (target / "config.json").is_file():  # a concurrent build did not win either
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def build_tokenizer():
+    """A character-level tokenizer (printable ASCII plus a few words) with InternVL's special tokens."""
+    from tokenizers import Tokenizer, decoders, models
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: index for index, token in enumerate(SPECIAL_TOKENS)}
+    visible = [c for c in string.printable if c not in "\t\r\x0b\x0c"]  # keep space and newline
+    for piece in [*visible, *(" " + word for word in WORDS)]:
+        vocab.setdefault(piece, len(vocab))
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
+    core.decoder = decoders.Fuse()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
+        extra_special_tokens={
+            "start_image_token": IMG_START,
+            "end_image_token": IMG_END,
+            "context_image_token": IMG_CONTEXT,
+            "video_token": "<video>",
+        },
+    )
+    tokenizer.add_special_tokens({"additional_special_tokens": SPECIAL_TOKENS[1:]})
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_model(directory: Path) -> None:
+    import torch
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    tokenizer = build_tokenizer()
+    config = InternVLConfig(
+        vision_config=VISION,
+        text_config={**TEXT, "vocab_size": len(tokenizer), "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None},
+        image_token_id=tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
+        image_seq_length=256,
+        downsample_ratio=0.5,
+    )
+    torch.manual_seed(BUILD_SEED)
+    model = InternVLForConditionalGeneration(config).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
