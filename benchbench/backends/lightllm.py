@@ -1,0 +1,238 @@
+"""LightLLM backend: launches ``python -m lightllm.server.api_server`` (or uses a running server
+at ``url``) and sends each request to its native ``/generate_stream`` or ``/generate`` endpoint.
+
+LightLLM is usually installed from source in its own environment, so the server runs under the
+configured ``python`` and benchbench never imports it. Images travel as base64 and are tiled
+inside the engine, with its own grid rule (see ``lightllm_protocol.lightllm_tiles``).
+Flags and environment names: lightllm/server/api_cli.py, docs/EN/source/tutorial/multimodal.rst.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
+from benchbench.backends.lightllm_client import ConnectionLost, LightLLMClient
+from benchbench.backends.lightllm_protocol import IMAGE_TAG, lightllm_tiles, request_body, sampling_parameters
+from benchbench.errors import BackendError, BenchError, ModelError
+from benchbench.launch import LaunchedServer, ServerSpec, free_port, launch
+from benchbench.prompt import TEMPLATE_NAME, render_prompt
+from benchbench.workload import WorkloadRequest
+
+MODULE = "lightllm.server.api_server"
+DEATH_CHECK_S = 2.0
+LAUNCH_ONLY = ("python", "port", "tp", "mem_fraction", "visual_dp", "visual_tp", "visual_infer_batch_size",
+               "cache_capacity", "max_req_total_len", "trust_remote_code", "image_length", "load_workers",
+               "extra_args", "startup_timeout_s")  # fmt: skip
+OWNED_FLAGS = {"--model_dir", "--host", "--port", "--tp", "--mem_fraction", "--visual_dp", "--visual_tp",
+               "--visual_infer_batch_size", "--cache_capacity", "--max_req_total_len", "--trust_remote_code",
+               "--enable_multimodal"}  # fmt: skip
+
+
+class LightLLMOptions(BackendOptions):
+    """Server settings (upstream defaults where LightLLM has one) and client settings."""
+
+    url: str | None = Field(default=None, description="use this running server instead of launching one")
+    python: str = Field(default=sys.executable, description="interpreter of the environment LightLLM is installed in")
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535, description="default: a free port")
+    tp: int = Field(default=1, ge=1, le=64)
+    mem_fraction: float = Field(default=0.9, gt=0.0, lt=1.0)
+    visual_dp: int = Field(default=1, ge=1, le=64)
+    visual_tp: int = Field(default=1, ge=1, le=64)
+    visual_infer_batch_size: int = Field(default=1, ge=1, le=1024)
+    cache_capacity: int = Field(default=200, ge=1, le=1_000_000)
+    max_req_total_len: int = Field(default=16384, ge=1, le=10_000_000)
+    trust_remote_code: bool | None = Field(default=None, description="default: the run's --trust-remote-code")
+    image_length: int = Field(default=256, ge=1, le=4096, description="INTERNVL_IMAGE_LENGTH: tokens per tile")
+    load_workers: int = Field(default=1, ge=1, le=256, description="LOADWORKER: weight-loading threads")
+    extra_args: list[str] = Field(default_factory=list, description="further api_server flags, passed as given")
+    stream: bool = True
+    startup_timeout_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
+    request_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LightLLMOptions:
+        if self.url is not None:
+            clashing = sorted(set(LAUNCH_ONLY) & self.model_fields_set)
+            if clashing:
+                raise ValueError(f"url uses a running server, so {', '.join(clashing)} cannot apply; remove them")
+        if self.visual_dp * self.visual_tp != self.tp:
+            raise ValueError(
+                f"visual_dp {self.visual_dp} x visual_tp {self.visual_tp} must equal tp {self.tp} "
+                "(LightLLM's multimodal guide requires it to balance GPU memory)"
+            )
+        owned = sorted({arg.split("=")[0] for arg in self.extra_args} & OWNED_FLAGS)
+        if owned:
+            raise ValueError(f"extra_args {owned} are set by benchbench; use the matching option instead")
+        return self
+
+
+def server_argv(options: LightLLMOptions, model_dir: str, port: int, trust_remote_code: bool) -> list[str]:
+    """The exact api_server command line (an argv list; no shell)."""
+    argv = [
+        options.python, "-m", MODULE,
+        "--model_dir", model_dir,
+        "--host", options.host,
+        "--port", str(port),
+        "--tp", str(options.tp),
+        "--mem_fraction", repr(options.mem_fraction),
+        "--max_req_total_len", str(options.max_req_total_len),
+        "--enable_multimodal",
+        "--visual_infer_batch_size", str(options.visual_infer_batch_size),
+        "--cache_capacity", str(options.cache_capacity),
+        "--visual_dp", str(options.visual_dp),
+        "--visual_tp", str(options.visual_tp),
+    ]  # fmt: skip
+    if trust_remote_code:
+        argv.append("--trust_remote_code")
+    return argv + list(options.extra_args)
+
+
+def server_env(options: LightLLMOptions) -> dict[str, str]:
+    """Environment for the server: tokens per tile and loader threads, under both the legacy names
+    (lightllm/models/internvl/model.py, .../hf_load_utils.py) and the LIGHTLLM_-prefixed ones newer
+    versions register with the legacy names as aliases."""
+    image_length, workers = str(options.image_length), str(options.load_workers)
+    return {
+        "INTERNVL_IMAGE_LENGTH": image_length,
+        "LIGHTLLM_INTERNVL_IMAGE_LENGTH": image_length,
+        "LOADWORKER": workers,
+        "LIGHTLLM_LOADWORKER": workers,
+    }
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    body: dict[str, Any]
+    tiles_per_image: tuple[int, ...] | None
+
+
+class LightLLMBackend(Backend):
+    kind = "lightllm"
+    Options = LightLLMOptions
+    options: LightLLMOptions
+
+    server: LaunchedServer | None = None
+    client: LightLLMClient | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            streams_tokens=self.options.stream,
+            preprocesses_inside_engine=True,
+            forces_exact_tokens=True,
+            controls_tiles=True,
+            reports_token_ids=True,
+        )
+
+    def load(self) -> dict[str, Any]:
+        facts: dict[str, Any] = {"prompt_template": TEMPLATE_NAME, "image_tag": IMAGE_TAG, "stream": self.options.stream}
+        if self.options.url is not None:
+            self.client = LightLLMClient(self.options.url, self.options.request_timeout_s)
+            status = self.client.health()
+            if status != 200:
+                raise BackendError(f"lightllm server {self.client.url}/health answered HTTP {status}; wait until it is ready")
+            return {**facts, "url": self.client.url, "launched": False}
+        self.server = launch(self._server_spec())
+        self.client = LightLLMClient(self.server.url, self.options.request_timeout_s)
+        spec = self.server.spec
+        return {**facts, "url": self.server.url, "launched": True, "argv": list(spec.argv), "env": dict(spec.env),
+                "log": str(spec.log_path), "pid": self.server.pid}  # fmt: skip
+
+    def _server_spec(self) -> ServerSpec:
+        model_dir = self.context.model_path
+        if not (model_dir / "config.json").is_file():
+            raise ModelError(f"model {model_dir}: no config.json; LightLLM needs a local InternVL checkpoint folder")
+        trust = self.options.trust_remote_code
+        trust = self.context.trust_remote_code if trust is None else trust
+        port = self.options.port or free_port(self.options.host)
+        return ServerSpec(
+            name=f"lightllm ({self.context.name})",
+            argv=tuple(server_argv(self.options, str(model_dir), port, trust)),
+            env=server_env(self.options),
+            host=self.options.host,
+            port=port,
+            log_path=self.context.run_dir / "logs" / f"{self.context.name}.server.log",
+            startup_timeout_s=self.options.startup_timeout_s,
+        )
+
+    def prepare(self, request: WorkloadRequest) -> PreparedRequest:
+        self._check_tiling(request)
+        prompt = render_prompt(request, lambda _position, _image: IMAGE_TAG)
+        parameters = sampling_parameters(request.max_new_tokens, request.tiling.max_num)
+        body = request_body(prompt, [image.data for image in request.images], parameters, not self.options.stream)
+        tiles = None
+        if not self._custom_preprocessing:
+            tiles = tuple(lightllm_tiles(image.width, image.height, request.tiling.max_num) for image in request.images)
+        return PreparedRequest(body, tiles)
+
+    @property
+    def _custom_preprocessing(self) -> bool:
+        """A checkpoint's pre_process.py replaces LightLLM's tiling (lightllm/models/vit/__init__.py)."""
+        return (self.context.model_path / "pre_process.py").is_file()
+
+    @property
+    def _tiling_rule(self) -> str:
+        if self._custom_preprocessing:
+            return f"checkpoint's {self.context.model_path / 'pre_process.py'} (tile count not predicted)"
+        return "lightllm img_process.find_closest_aspect_ratio (area-based grid)"
+
+    def _check_tiling(self, request: WorkloadRequest) -> None:
+        """LightLLM takes only a max tile count per request; refuse what it cannot honour."""
+        tiling, name = request.tiling, f"backend '{self.context.name}' (lightllm)"
+        if (tiling.min_num, tiling.use_thumbnail, tiling.tile_size) != (1, True, 448):
+            raise BenchError(
+                f"{name}: LightLLM always tiles with min_num 1, a thumbnail and 448-px tiles; "
+                "set tiling min_num: 1, use_thumbnail: true, tile_size: 448 or drop this backend"
+            )
+        if request.tokens_per_tile != self.options.image_length:
+            raise BenchError(
+                f"{name}: scenario tokens_per_tile {request.tokens_per_tile} != image_length "
+                f"{self.options.image_length}; set the option image_length to {request.tokens_per_tile}"
+            )
+
+    def generate(self, prepared: PreparedRequest, timer: TokenTimer) -> Generation:
+        try:
+            # Without a stream there is no first-token time to report: the timer is left untouched.
+            stream = self.options.stream
+            result = self.client.generate_stream(prepared.body, timer.tokens) if stream else self.client.generate(prepared.body)
+        except BackendError as exc:
+            raise self._explained(exc) from None
+        tiles = None if prepared.tiles_per_image is None else sum(prepared.tiles_per_image)
+        return Generation(
+            text=result.text,
+            output_tokens=result.output_tokens,
+            token_ids=result.token_ids,
+            input_tokens=result.prompt_tokens,
+            image_tokens=None if tiles is None else tiles * self.options.image_length,
+            tiles=tiles,
+            finish_reason=result.finish_reason,
+            details={
+                "prompt_template": TEMPLATE_NAME,
+                "image_max_patch_num": prepared.body["parameters"]["image_max_patch_num"],
+                "tiles_per_image": prepared.tiles_per_image and list(prepared.tiles_per_image),
+                "tiling_rule": self._tiling_rule,
+            },
+        )
+
+    def _explained(self, exc: BackendError) -> BackendError:
+        """If our launched server has died, say so (with its log) rather than only 'connection closed'.
+
+        A killed server's sockets close a moment before it can be reaped, hence the short wait.
+        """
+        if self.server is None:
+            return exc
+        code = self.server.exited(within_s=DEATH_CHECK_S if isinstance(exc, ConnectionLost) else 0.0)
+        if code is not None:
+            return self.server.failure(f"exited with code {code} during a request ({exc})")
+        return exc
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
