@@ -1,4 +1,4 @@
-"""One benchmark run end to end: run folder, manifest, every backend in turn, summary."""
+"""One benchmark run end to end: run folder, manifest, every backend in turn (isolated), resume."""
 
 from __future__ import annotations
 
@@ -9,11 +9,20 @@ from pathlib import Path
 from benchbench.backends.base import parse_options
 from benchbench.environment import fingerprint, weights_hash
 from benchbench.errors import BenchError, ModelError
-from benchbench.records import MANIFEST_FILE, RESULTS_FILE, Manifest, RecordSink, RequestRecord, write_manifest
+from benchbench.isolation import Timeouts, run_isolated
+from benchbench.records import (
+    MANIFEST_FILE,
+    RESULTS_FILE,
+    BackendOutcome,
+    Manifest,
+    RequestRecord,
+    read_manifest,
+    write_manifest,
+)
 from benchbench.registry import backend_class
-from benchbench.runner import RunSettings, run_backend
-from benchbench.scenario import Scenario
-from benchbench.workload import Workload
+from benchbench.runner import RunSettings
+from benchbench.scenario import Scenario, parse_scenario
+from benchbench.workload import Workload, build_workload
 
 REPORTS_ROOT = Path("reports")
 
@@ -66,17 +75,10 @@ def resolve_model(model: str | None) -> tuple[Path, dict]:
     return path.resolve(), {"path": str(path.resolve()), "embedded_tiny_model": False, "weights": weights_hash(path)}
 
 
-def run_benchmark(
-    scenario: Scenario,
-    workload: Workload,
-    settings: RunSettings,
-    model_info: dict,
-    command: list[str],
-    on_record: Callable[[RequestRecord], None],
+def start_run(
+    scenario: Scenario, workload: Workload, settings: RunSettings, model_info: dict, command: list[str]
 ) -> Manifest:
-    """Run every backend of the scenario in order, updating the manifest after each."""
-    from benchbench.records import BackendOutcome
-
+    """Write the run's manifest before anything runs: a crash still leaves a readable folder."""
     manifest = Manifest(
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         command=command,
@@ -86,17 +88,47 @@ def run_benchmark(
         repeats=workload.repeats,
         seed=scenario.seed,
         model=model_info,
+        settings={"model_path": str(settings.model_path), "dtype": settings.dtype, "device": settings.device,
+                  "seed": settings.seed, "trust_remote_code": settings.trust_remote_code},
         environment=fingerprint(),
         backends=[BackendOutcome(name=s.name, kind=s.kind, options=s.options) for s in scenario.backends],
     )
     write_manifest(settings.run_dir, manifest)
-    sink = RecordSink(settings.run_dir)
-    try:
-        for index, spec in enumerate(scenario.backends):
-            manifest.backends[index].status = "running"
-            write_manifest(settings.run_dir, manifest)
-            manifest.backends[index] = run_backend(spec, workload, settings, sink, on_record)
-            write_manifest(settings.run_dir, manifest)
-    finally:
-        sink.close()
+    (settings.run_dir / RESULTS_FILE).touch()
+    return manifest
+
+
+def load_for_resume(run_dir: Path) -> tuple[Scenario, Manifest]:
+    """The scenario and manifest of an unfinished run, refusing one whose workload no longer matches."""
+    manifest = read_manifest(run_dir)
+    scenario = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}")
+    if build_workload(scenario).hash != manifest.workload_hash:
+        raise BenchError(f"run folder {run_dir}: its workload hash no longer matches (image files changed); start a new run")
+    if all(outcome.status == "ok" for outcome in manifest.backends):
+        raise BenchError(f"run folder {run_dir}: every backend already finished; nothing to resume")
+    return scenario, manifest
+
+
+def run_backends(
+    scenario: Scenario, manifest: Manifest, run_dir: Path, on_record: Callable[[RequestRecord], None]
+) -> Manifest:
+    """Run each unfinished backend in its own worker process, updating the manifest after each.
+
+    On Ctrl-C or SIGTERM the backend under way is marked interrupted (its finished records stay
+    on disk) before the interruption propagates.
+    """
+    timeouts = Timeouts(**scenario.timeouts.model_dump())
+    for index, spec in enumerate(scenario.backends):
+        if manifest.backends[index].status == "ok":
+            continue
+        manifest.backends[index].status = "running"
+        write_manifest(run_dir, manifest)
+        try:
+            manifest.backends[index] = run_isolated(index, spec, run_dir, timeouts, on_record)
+        except BaseException as exc:
+            manifest.backends[index].status = "interrupted"
+            manifest.backends[index].error = f"interrupted ({type(exc).__name__}); finish it with --resume {run_dir}"
+            raise
+        finally:
+            write_manifest(run_dir, manifest)
     return manifest

@@ -12,6 +12,7 @@ from benchbench.errors import BenchError
 
 EXIT_BACKEND_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def friendly_errors(command):
@@ -46,34 +47,68 @@ def main() -> None:
 @click.option("--max-new-tokens", type=int, default=None, help="Exact output tokens per request.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default placement for in-process engines.")
+@click.option("--request-timeout", type=float, default=None, help="Seconds one request may take [600].")
+@click.option("--backend-timeout", type=float, default=None, help="Seconds one backend may take in all [none].")
 @click.option("--trust-remote-code", is_flag=True, help="Allow remote-code checkpoints (recorded in the manifest).")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
+              help="Finish an interrupted run folder without redoing finished requests.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @friendly_errors
 def run(scenario_name, model, backends, url, output_dir, requests, warmup, repeats, max_new_tokens, dtype, device,
-        trust_remote_code, no_progress) -> None:
+        request_timeout, backend_timeout, trust_remote_code, resume_dir, no_progress) -> None:
     """Run a scenario through its backends and write a report."""
     from benchbench import bench
     from benchbench.runner import RunSettings
     from benchbench.scenario import load_scenario
     from benchbench.workload import build_workload
 
-    scenario = load_scenario(scenario_name)
-    overrides = dict(requests=requests, warmup=warmup, repeats=repeats, max_new_tokens=max_new_tokens, dtype=dtype)
-    if backends:
-        overrides["backends"] = bench.backend_specs(backends, url)
-    elif url:
-        raise BenchError("--url goes with --backend openai or --backend lightllm")
-    scenario = scenario.with_overrides(**overrides)
-    bench.check_backends(scenario)
-    model_path, model_info = bench.resolve_model(model)
-    workload = build_workload(scenario)
-    run_dir = bench.create_run_dir(output_dir or bench.default_run_dir(scenario))
-    settings = RunSettings(run_dir, model_path, scenario.dtype, device, scenario.seed, trust_remote_code)
+    if resume_dir:
+        scenario, manifest = bench.load_for_resume(resume_dir)
+        workload, run_dir = build_workload(scenario), resume_dir
+    else:
+        scenario = load_scenario(scenario_name)
+        overrides = dict(requests=requests, warmup=warmup, repeats=repeats, max_new_tokens=max_new_tokens, dtype=dtype)
+        if backends:
+            overrides["backends"] = bench.backend_specs(backends, url)
+        elif url:
+            raise BenchError("--url goes with --backend openai or --backend lightllm")
+        if request_timeout or backend_timeout:
+            overrides["timeouts"] = {**scenario.timeouts.model_dump(), "request_s": request_timeout or scenario.timeouts.request_s,
+                                     "backend_s": backend_timeout or scenario.timeouts.backend_s}
+        scenario = scenario.with_overrides(**overrides)
+        bench.check_backends(scenario)
+        model_path, model_info = bench.resolve_model(model)
+        workload = build_workload(scenario)
+        run_dir = bench.create_run_dir(output_dir or bench.default_run_dir(scenario))
+        settings = RunSettings(run_dir, model_path, scenario.dtype, device, scenario.seed, trust_remote_code)
+        manifest = bench.start_run(scenario, workload, settings, model_info, sys.argv)
     total = len(scenario.backends) * (len(workload.warmup) + len(workload.measured) * workload.repeats)
-    with _progress(total, enabled=not no_progress) as advance:
-        manifest = bench.run_benchmark(scenario, workload, settings, model_info, sys.argv, advance)
+    with _progress(total, enabled=not no_progress) as advance, _terminate_as_interrupt():
+        try:
+            manifest = bench.run_backends(scenario, manifest, run_dir, advance)
+        except KeyboardInterrupt:
+            _print_outcome(run_dir, bench.read_manifest(run_dir))
+            click.echo(f"interrupted: finished records are kept; continue with --resume {run_dir}", err=True)
+            sys.exit(EXIT_INTERRUPTED)
     _print_outcome(run_dir, manifest)
     sys.exit(EXIT_BACKEND_FAILED if any(b.status != "ok" for b in manifest.backends) else 0)
+
+
+class _terminate_as_interrupt:
+    """SIGTERM handled like Ctrl-C, so a killed run still closes its manifest and report."""
+
+    def __enter__(self):
+        import signal
+
+        def interrupt(signum, frame):
+            raise KeyboardInterrupt
+
+        self._previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def __exit__(self, *exc_info) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, self._previous)
 
 
 class _progress:

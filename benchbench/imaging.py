@@ -100,7 +100,9 @@ def decode_image(data: bytes, source: str) -> Image.Image:
                     f"{MAX_IMAGE_PIXELS:,}-pixel cap; downscale it"
                 )
             return opened.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError:
+        raise ImageError(f"image {source}: not a recognised image format; give a valid PNG or JPEG file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ImageError(f"image {source}: cannot decode ({exc}); give a valid PNG or JPEG file") from None
 
 

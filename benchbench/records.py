@@ -69,7 +69,7 @@ class BackendOutcome(BaseModel):
     name: str
     kind: str
     options: dict[str, Any]
-    status: Literal["pending", "running", "ok", "failed"] = "pending"
+    status: Literal["pending", "running", "ok", "failed", "interrupted"] = "pending"
     load_s: float | None = None
     load_info: dict[str, Any] = Field(default_factory=dict)
     capabilities: dict[str, bool] = Field(default_factory=dict)
@@ -87,6 +87,7 @@ class Manifest(BaseModel):
     repeats: int
     seed: int
     model: dict[str, Any]
+    settings: dict[str, Any]
     environment: dict[str, Any]
     backends: list[BackendOutcome]
 
@@ -165,10 +166,12 @@ def to_dataframe(records: list[RequestRecord]) -> pd.DataFrame:
     """The one bridge to pandas: a row per record, fairness flattened to columns."""
     import pandas as pd
 
+    nested = {"fairness", "token_ids", "inter_token_s", "details"}
+    columns = [name for name in RequestRecord.model_fields if name not in nested] + ["fair", "violations"]
     rows = []
     for record in records:
-        row = record.model_dump(exclude={"fairness", "token_ids", "inter_token_s", "details"})
+        row = record.model_dump(exclude=nested)
         row["fair"] = record.fairness.ok
         row["violations"] = "; ".join(record.fairness.violations)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)

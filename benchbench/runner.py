@@ -3,7 +3,6 @@ requests; times every phase with one clock and appends each record to disk as it
 
 from __future__ import annotations
 
-import logging
 import time
 import traceback
 from collections.abc import Callable
@@ -18,7 +17,6 @@ from benchbench.registry import backend_class
 from benchbench.scenario import BackendSpec
 from benchbench.workload import Workload, WorkloadRequest
 
-log = logging.getLogger(__name__)
 OnRecord = Callable[[RequestRecord], None]
 NS = 1e-9
 
@@ -105,9 +103,19 @@ def _inter_token_gaps(marks: list[tuple[int, int]]) -> list[float]:
 
 
 def run_backend(
-    spec: BackendSpec, workload: Workload, settings: RunSettings, sink: RecordSink, on_record: OnRecord
+    spec: BackendSpec,
+    workload: Workload,
+    settings: RunSettings,
+    sink: RecordSink,
+    on_record: OnRecord,
+    on_loaded: Callable[[BackendOutcome], None] = lambda outcome: None,
+    done: frozenset[tuple[str, int]] = frozenset(),
 ) -> BackendOutcome:
-    """Everything for one backend; a failure ends this backend only, keeping its finished records."""
+    """Everything for one backend; a failure ends this backend only, keeping its finished records.
+
+    ``done`` holds (request_id, repeat) of measured requests already on disk (a resumed run);
+    they are not run again. Warmups always run: a restarted engine is cold again.
+    """
     outcome = BackendOutcome(name=spec.name, kind=spec.kind, options=spec.options, status="running")
     cls = backend_class(spec.kind)
     context = BackendContext(
@@ -126,14 +134,17 @@ def run_backend(
         outcome.load_info = backend.load()
         backend.synchronize()
         outcome.load_s = (time.perf_counter_ns() - t0) * NS
+        on_loaded(outcome)
         for request in workload.warmup:
             _emit(measure_request(backend, request, repeat=0), sink, on_record)
         for repeat in range(workload.repeats):
             for request in workload.measured:
-                _emit(measure_request(backend, request, repeat), sink, on_record)
+                if (request.request_id, repeat) not in done:
+                    _emit(measure_request(backend, request, repeat), sink, on_record)
         outcome.status = "ok"
     except BenchError as exc:
         outcome.status, outcome.error = "failed", str(exc)
+        outcome.log_tail = getattr(exc, "log_tail", [])  # a launched server's last log lines
     except Exception as exc:  # an engine crash must not cost the other backends' results
         outcome.status, outcome.error = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
         log_path = settings.run_dir / f"{spec.name}.error.log"

@@ -94,6 +94,14 @@ class TilingSpec(_Strict):
         return self.sweep_max_num or [self.max_num]
 
 
+class TimeoutSpec(_Strict):
+    """Watchdogs for a backend's worker process; null turns one off."""
+
+    load_s: float | None = Field(default=1800, gt=0)
+    request_s: float | None = Field(default=600, gt=0)
+    backend_s: float | None = Field(default=None, gt=0)
+
+
 class BackendSpec(_Strict):
     kind: str = Field(min_length=1)
     label: str | None = None
@@ -119,6 +127,7 @@ class Scenario(_Strict):
     decoding: Literal["greedy"] = "greedy"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(kind="transformers")], min_length=1)
+    timeouts: TimeoutSpec = TimeoutSpec()
 
     @model_validator(mode="after")
     def _placeholders_match_images(self) -> Scenario:

@@ -16,7 +16,6 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
-from benchbench.devicemap import split_model_plan
 from benchbench.errors import BenchError, ModelError
 from benchbench.imaging import preprocess_image
 from benchbench.prompt import IMG_CONTEXT, TEMPLATE_NAME, expanded_image_text, render_prompt
@@ -138,6 +137,8 @@ class TransformersBackend(Backend):
                 load_in_8bit=self.options.load_8bit, load_in_4bit=self.options.load_4bit
             )
         if placement == "split":
+            from benchbench.devicemap import split_model_plan
+
             layers = _num_llm_layers(config)
             family = "remote" if self.remote_code else "hf"
             kwargs["device_map"] = split_model_plan(layers, torch.cuda.device_count(), self.options.vit_alpha, family).device_map

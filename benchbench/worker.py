@@ -1,0 +1,64 @@
+"""The child side of process isolation: runs one backend of a run folder and reports on stdout.
+
+``python -m benchbench.worker RUN_DIR INDEX`` rebuilds the workload from the manifest (checking
+its hash), skips measured requests already on disk, appends records to results.jsonl itself, and
+writes one JSON event per line to the stdout it was given: ``loaded``, ``record``, ``outcome``.
+Anything an engine prints goes to stderr (the backend's log), never into the event stream.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from benchbench.errors import BenchError
+from benchbench.records import BackendOutcome, RecordSink, RequestRecord, read_manifest, read_records
+from benchbench.runner import RunSettings, run_backend
+from benchbench.scenario import parse_scenario
+from benchbench.workload import build_workload
+
+
+def _event_stream():
+    """Keep the real stdout for events; point fd 1 at stderr so engine prints cannot corrupt them."""
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    return events
+
+
+def run_worker(run_dir: Path, index: int, events) -> None:
+    def send(event: str, payload: BackendOutcome | RequestRecord) -> None:
+        key = "record" if isinstance(payload, RequestRecord) else "outcome"
+        events.write(json.dumps({"event": event, key: payload.model_dump(mode="json")}) + "\n")
+
+    manifest = read_manifest(run_dir)
+    scenario = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}")
+    spec = scenario.backends[index]
+    try:
+        workload = build_workload(scenario)
+        if workload.hash != manifest.workload_hash:
+            raise BenchError(f"run folder {run_dir}: the workload rebuilt here differs from the recorded one; "
+                             "image files changed since the run started")
+        done = frozenset(
+            (r.request_id, r.repeat) for r in read_records(run_dir) if r.backend == spec.name and r.phase == "measure"
+        )
+    except BenchError as exc:
+        send("outcome", BackendOutcome(name=spec.name, kind=spec.kind, options=spec.options, status="failed", error=str(exc)))
+        return
+    settings = RunSettings(**{**manifest.settings, "run_dir": run_dir, "model_path": Path(manifest.settings["model_path"])})
+    sink = RecordSink(run_dir)
+    try:
+        outcome = run_backend(
+            spec, workload, settings, sink,
+            on_record=lambda record: send("record", record),
+            on_loaded=lambda outcome: send("loaded", outcome),
+            done=done,
+        )
+    finally:
+        sink.close()
+    send("outcome", outcome)
+
+
+if __name__ == "__main__":
+    run_worker(Path(sys.argv[1]), int(sys.argv[2]), _event_stream())

@@ -1,0 +1,80 @@
+"""Harness overhead: the runner's measured throughput vs a bare loop over the same model and inputs.
+
+Both loops preprocess every request and call ``model.generate`` with the same arguments; the
+runner adds its streamer callback, clock reads, fairness check and record building. Rounds
+alternate the two loops so drift on a shared machine hits both; the median round ratio is
+reported. Target: overhead <= 3%.
+
+    python benchmarks/overhead.py [--scenario 10x-image] [--rounds 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchbench.backends.base import BackendContext  # noqa: E402
+from benchbench.backends.transformers import TransformersBackend, TransformersOptions  # noqa: E402
+from benchbench.runner import measure_request  # noqa: E402
+from benchbench.scenario import load_scenario  # noqa: E402
+from benchbench.tiny_model import ensure_tiny_model  # noqa: E402
+from benchbench.workload import build_workload  # noqa: E402
+
+
+def bare_loop(backend: TransformersBackend, requests) -> float:
+    """Seconds for preprocessing + generate on every request, no harness around it."""
+    import torch
+
+    start = time.perf_counter()
+    for request in requests:
+        prepared = backend.prepare(request)
+        with torch.inference_mode():
+            backend.model.generate(
+                input_ids=prepared.input_ids, attention_mask=prepared.attention_mask,
+                pixel_values=prepared.pixel_values, max_new_tokens=request.max_new_tokens,
+                min_new_tokens=request.max_new_tokens, do_sample=False, num_beams=1,
+                eos_token_id=backend.eos_token_id, pad_token_id=backend.tokenizer.pad_token_id,
+            )
+    return time.perf_counter() - start
+
+
+def harness_loop(backend: TransformersBackend, requests) -> float:
+    start = time.perf_counter()
+    for request in requests:
+        measure_request(backend, request, repeat=0)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="10x-image")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    workload = build_workload(load_scenario(args.scenario))
+    context = BackendContext("transformers", ensure_tiny_model(), "auto", "cpu", Path("."), 0)
+    backend = TransformersBackend(TransformersOptions(), context)
+    backend.load()
+    for request in workload.warmup:
+        measure_request(backend, request, repeat=0)
+    ratios = []
+    for round_index in range(args.rounds):
+        loops = [("bare", bare_loop), ("harness", harness_loop)]
+        if round_index % 2:
+            loops.reverse()
+        seconds = {name: loop(backend, workload.measured) for name, loop in loops}
+        ratios.append(seconds["harness"] / seconds["bare"])
+        print(f"round {round_index}: bare {seconds['bare']:.3f} s, harness {seconds['harness']:.3f} s, "
+              f"overhead {100 * (ratios[-1] - 1):+.2f}%")
+    overhead = 100 * (statistics.median(ratios) - 1)
+    print(f"median harness overhead over {args.rounds} rounds: {overhead:+.2f}% (target <= 3%)")
+    sys.exit(0 if overhead <= 3.0 else 1)
+
+
+if __name__ == "__main__":
+    main()
