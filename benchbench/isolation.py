@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchbench.launch import log_tail, process_group_members
+from benchbench.launch import GROUPS_FILE_ENV, log_tail, process_group_members
 from benchbench.records import BackendOutcome, RequestRecord
 from benchbench.scenario import BackendSpec
 
@@ -43,7 +43,12 @@ def run_isolated(
     """Run backend ``index`` of the run folder's scenario in a worker; always returns an outcome."""
     log_path = run_dir / "logs" / f"{spec.name}.log"
     log_path.parent.mkdir(exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")]))}
+    groups_file = run_dir / "logs" / f"{spec.name}.server-groups"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")])),
+        GROUPS_FILE_ENV: str(groups_file),
+    }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "benchbench.worker", str(run_dir), str(index)],
@@ -64,7 +69,10 @@ def run_isolated(
         watch.fail(str(exc))
         return watch.outcome
     finally:
-        stop_group(process)
+        stop_group(process.pid, process)
+        if process.returncode != 0:  # a worker that died could not stop the servers it launched
+            for pgid in _registered_groups(groups_file):
+                stop_group(pgid)
 
 
 class _Watch:
@@ -126,17 +134,26 @@ def _describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def stop_group(process: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM the worker's process group, SIGKILL what remains after the grace period, reap."""
+def _registered_groups(path: Path) -> list[int]:
+    try:
+        return [int(line) for line in path.read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def stop_group(pgid: int, leader: subprocess.Popen | None = None, grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM a process group, SIGKILL what remains after the grace period; reap our own leader."""
     for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
         try:
-            os.killpg(process.pid, sig)
+            os.killpg(pgid, sig)
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait_s
-        while process_group_members(process.pid) and time.monotonic() < deadline:
-            process.poll()
+        while process_group_members(pgid) and time.monotonic() < deadline:
+            if leader:
+                leader.poll()
             time.sleep(0.05)
-    process.wait()
-    if process.stdout:
-        process.stdout.close()
+    if leader:
+        leader.wait()
+        if leader.stdout:
+            leader.stdout.close()

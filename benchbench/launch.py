@@ -192,6 +192,18 @@ class LaunchedServer:
         self.stop()
 
 
+GROUPS_FILE_ENV = "BENCHBENCH_SERVER_GROUPS_FILE"
+
+
+def _register_group(pgid: int) -> None:
+    """Note the server's process group where the supervising process can find it, so that a worker
+    killed with SIGKILL (which cannot stop its server itself) still leaves no server behind."""
+    path = os.environ.get(GROUPS_FILE_ENV)
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{pgid}\n")
+
+
 def launch(spec: ServerSpec) -> LaunchedServer:
     """Start the server and return once it is healthy; on any failure nothing is left running."""
     ensure_port_free(spec.host, spec.port, f"{spec.name} server")
@@ -210,6 +222,7 @@ def launch(spec: ServerSpec) -> LaunchedServer:
             raise BackendError(
                 f"{spec.name} server: cannot run {spec.argv[0]!r} ({exc.strerror}); check the python/executable setting"
             ) from None
+    _register_group(process.pid)
     server = LaunchedServer(spec, process)
     try:
         server.wait_healthy()

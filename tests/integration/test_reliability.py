@@ -1,0 +1,148 @@
+"""Faults during a run never cost a finished record: a killed worker, SIGTERM, a hung engine.
+
+Each test runs the real CLI in a subprocess on the tiny model, slowed by the Transformers
+backend's test-only ``sleep_per_token_s`` so there is time to strike mid-run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchbench.launch import process_group_members
+from benchbench.records import read_manifest, read_records
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+SLOW_SCENARIO = """\
+name: slow-ten
+images: {synthetic: {sizes: [[448, 448], [896, 448]]}}
+prompt: {turns: [{user: "<image>\\nDescribe."}]}
+requests: 10
+warmup: 1
+max_new_tokens: 8
+backends:
+  - {kind: transformers, options: {sleep_per_token_s: %s}}
+"""
+
+
+def start_run(tmp_path: Path, *extra: str, sleep_s: float = 0.04) -> tuple[subprocess.Popen, Path]:
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(SLOW_SCENARIO % sleep_s)
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bench.py"), "--scenario", str(scenario), "--output-dir", str(run_dir),
+         "--no-progress", *extra],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    return process, run_dir
+
+
+def wait_for_measured(run_dir: Path, count: int, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        results = run_dir / "results.jsonl"
+        if results.exists() and results.read_text().count('"phase":"measure"') >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} measured records after {timeout_s} s")
+
+
+def worker_pid(parent_pid: int) -> int:
+    """The benchbench worker started by the CLI process (its direct child)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent_pid and b"benchbench.worker" in cmdline:
+                return int(entry.name)
+    raise AssertionError("no worker process found")
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def assert_valid_measured(run_dir: Path) -> list:
+    measured = [r for r in read_records(run_dir) if r.phase == "measure"]
+    assert all(r.fairness.ok and r.output_tokens == 8 for r in measured)
+    return measured
+
+
+def resume(run_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "run_bench.py"), "--resume", str(run_dir), "--no-progress"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_sigkill_of_the_worker_keeps_records_fails_clearly_and_resume_completes(tmp_path):
+    process, run_dir = start_run(tmp_path)
+    wait_for_measured(run_dir, 3)
+    worker = worker_pid(process.pid)
+    os.kill(worker, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "killed by SIGKILL" in stderr and "Traceback" not in stderr
+    before = assert_valid_measured(run_dir)
+    assert 3 <= len(before) < 10
+    assert not alive(worker) and not process_group_members(worker)
+    outcome = read_manifest(run_dir).backends[0]
+    assert outcome.status == "failed" and "SIGKILL" in outcome.error
+
+    finished = resume(run_dir)
+    assert finished.returncode == 0, finished.stderr
+    after = assert_valid_measured(run_dir)
+    assert sorted(r.request_id for r in after) == [f"r{i:03d}" for i in range(10)]
+    assert [r.model_dump() for r in after[: len(before)]] == [r.model_dump() for r in before]
+    assert read_manifest(run_dir).backends[0].status == "ok"
+
+
+def test_sigterm_of_the_run_marks_interrupted_keeps_records_and_leaves_no_process(tmp_path):
+    process, run_dir = start_run(tmp_path)
+    wait_for_measured(run_dir, 2)
+    worker = worker_pid(process.pid)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "--resume" in stderr and "Traceback" not in stderr
+    assert len(assert_valid_measured(run_dir)) >= 2
+    assert read_manifest(run_dir).backends[0].status == "interrupted"
+    assert not alive(worker) and not process_group_members(worker)
+    assert (run_dir / "report.html").is_file()
+    assert resume(run_dir).returncode == 0
+    assert len(assert_valid_measured(run_dir)) == 10
+
+
+def test_a_hung_request_hits_the_request_timeout_and_keeps_earlier_records(tmp_path):
+    process, run_dir = start_run(tmp_path, "--request-timeout", "3", sleep_s=0.02)
+    wait_for_measured(run_dir, 2)
+    worker = worker_pid(process.pid)
+    os.kill(worker, signal.SIGSTOP)  # the engine stops answering, as a deadlocked GPU would
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    assert "request time-out of 3 s" in stderr
+    assert len(assert_valid_measured(run_dir)) >= 2
+    assert not alive(worker)
+
+
+def test_resume_refuses_a_finished_run(tmp_path):
+    process, run_dir = start_run(tmp_path, sleep_s=0.0)
+    process.communicate(timeout=120)
+    assert process.returncode == 0
+    again = resume(run_dir)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr
