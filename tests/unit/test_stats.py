@@ -1,0 +1,80 @@
+"""Percentiles and bootstrap intervals behave as statistics, not just as code."""
+
+import math
+
+import numpy as np
+import pytest
+
+from benchbench.stats import (
+    Interval,
+    bootstrap_mean_ci,
+    bootstrap_ratio_ci,
+    bootstrap_ratio_of_sums_ci,
+    percentiles,
+)
+
+
+def test_mean_interval_covers_the_true_mean_at_about_the_nominal_rate():
+    rng = np.random.default_rng(12345)
+    true_mean, trials = 10.0, 400
+    covered = 0
+    for trial in range(trials):
+        samples = rng.normal(true_mean, 2.0, size=30)
+        covered += bootstrap_mean_ci(samples, resamples=2000, seed=trial).contains(true_mean)
+    assert 0.90 <= covered / trials <= 0.98
+
+
+def test_ratio_interval_covers_the_true_ratio_at_about_the_nominal_rate():
+    rng = np.random.default_rng(54321)
+    trials, covered = 400, 0
+    for trial in range(trials):
+        baseline = rng.gamma(shape=20.0, scale=5.0, size=30)  # mean 100
+        candidate = rng.gamma(shape=20.0, scale=6.5, size=30)  # mean 130
+        covered += bootstrap_ratio_ci(baseline, candidate, resamples=2000, seed=trial).contains(1.3)
+    assert 0.90 <= covered / trials <= 0.98
+
+
+def test_same_seed_gives_the_same_interval_and_another_seed_a_different_one():
+    samples = [3.1, 2.9, 3.4, 3.0, 3.3, 2.7]
+    assert bootstrap_mean_ci(samples, seed=7) == bootstrap_mean_ci(samples, seed=7)
+    assert bootstrap_mean_ci(samples, seed=7) != bootstrap_mean_ci(samples, seed=8)
+
+
+def test_ratio_is_candidate_mean_over_baseline_mean():
+    result = bootstrap_ratio_ci([2.0, 2.0, 2.0], [3.0, 3.0, 3.0])
+    assert result.estimate == pytest.approx(1.5)
+    assert result.low == pytest.approx(1.5) and result.high == pytest.approx(1.5)
+
+
+def test_three_samples_give_an_interval_no_wider_than_their_range():
+    result = bootstrap_mean_ci([1.0, 2.0, 6.0])
+    assert result.estimate == pytest.approx(3.0)
+    assert 1.0 <= result.low < 3.0 < result.high <= 6.0
+
+
+def test_a_single_sample_has_an_estimate_but_no_interval():
+    result = bootstrap_mean_ci([4.2])
+    assert result.estimate == 4.2 and not result.defined
+    assert result.format() == "4.20"
+
+
+def test_ratio_of_sums_weights_by_denominator():
+    # 10 tokens in 1 s and 30 tokens in 3 s: 10 tok/s overall, whatever the resample.
+    result = bootstrap_ratio_of_sums_ci([10, 30], [1.0, 3.0])
+    assert result.estimate == pytest.approx(10.0)
+    assert result.low == pytest.approx(10.0) and result.high == pytest.approx(10.0)
+
+
+def test_percentiles_interpolate_linearly_and_are_nan_without_data():
+    assert percentiles([1, 2, 3, 4, 5], (50, 90)) == {50: 3.0, 90: pytest.approx(4.6)}
+    assert all(math.isnan(v) for v in percentiles([], (50,)).values())
+
+
+def test_interval_formats_with_significant_digits():
+    assert Interval(2.6123, 2.4, 2.83).format(suffix="x") == "2.61x [2.40, 2.83]"
+    assert Interval(1234.5, 1200.0, 1270.2).format() == "1234 [1200, 1270]"
+
+
+def test_empty_samples_are_a_programming_error():
+    with pytest.raises(ValueError):
+        bootstrap_mean_ci([])
