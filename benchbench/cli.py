@@ -49,29 +49,42 @@ def main() -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default placement for in-process engines.")
 @click.option("--request-timeout", type=float, default=None, help="Seconds one request may take [600].")
 @click.option("--backend-timeout", type=float, default=None, help="Seconds one backend may take in all [none].")
+@click.option("--load-8bit", is_flag=True, help="Transformers backends: 8-bit weights (bitsandbytes, CUDA).")
+@click.option("--load-4bit", is_flag=True, help="Transformers backends: 4-bit weights (bitsandbytes, CUDA).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow remote-code checkpoints (recorded in the manifest).")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
               help="Finish an interrupted run folder without redoing finished requests.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--gate", "gates_path", type=click.Path(path_type=Path), default=None,
+              help="gates.yaml naming a baseline: gate the run (exit 0 pass, 1 regression, 2 cannot judge).")
 @friendly_errors
 def run(scenario_name, model, backends, url, output_dir, requests, warmup, repeats, max_new_tokens, dtype, device,
-        request_timeout, backend_timeout, trust_remote_code, resume_dir, no_progress) -> None:
+        request_timeout, backend_timeout, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
+        gates_path) -> None:
     """Run a scenario through its backends and write a report."""
     from benchbench import bench
     from benchbench.runner import RunSettings
     from benchbench.scenario import load_scenario
     from benchbench.workload import build_workload
 
+    gates = _gates_for_run(gates_path) if gates_path else None
     if resume_dir:
         scenario, manifest = bench.load_for_resume(resume_dir)
         workload, run_dir = build_workload(scenario), resume_dir
     else:
         scenario = load_scenario(scenario_name)
-        overrides = dict(requests=requests, warmup=warmup, repeats=repeats, max_new_tokens=max_new_tokens, dtype=dtype)
+        overrides = dict(requests=requests, warmup=warmup, repeats=repeats or (gates and gates.repeats),
+                         max_new_tokens=max_new_tokens, dtype=dtype)
         if backends:
             overrides["backends"] = bench.backend_specs(backends, url)
         elif url:
             raise BenchError("--url goes with --backend openai or --backend lightllm")
+        if load_8bit or load_4bit:
+            quantised = {"load_8bit": load_8bit, "load_4bit": load_4bit}
+            overrides["backends"] = [
+                {**spec, "options": {**spec["options"], **quantised}} if spec["kind"] == "transformers" else spec
+                for spec in overrides.get("backends") or [b.model_dump() for b in scenario.backends]
+            ]
         if request_timeout or backend_timeout:
             overrides["timeouts"] = {**scenario.timeouts.model_dump(), "request_s": request_timeout or scenario.timeouts.request_s,
                                      "backend_s": backend_timeout or scenario.timeouts.backend_s}
@@ -91,6 +104,8 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
             click.echo(f"interrupted: finished records are kept; continue with --resume {run_dir}", err=True)
             sys.exit(EXIT_INTERRUPTED)
     _print_outcome(run_dir, manifest)
+    if gates:
+        sys.exit(_gate(run_dir, gates.baseline, gates.rules, gates.allow_different_hardware))
     sys.exit(EXIT_BACKEND_FAILED if any(b.status != "ok" for b in manifest.backends) else 0)
 
 
@@ -185,3 +200,84 @@ def report(run_dir: Path) -> None:
     from benchbench.report import write_report
 
     click.echo(f"report: {write_report(run_dir)}")
+
+
+@main.group()
+def baseline() -> None:
+    """Baselines a gate compares runs against."""
+
+
+@baseline.command("save")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--to", "path", type=click.Path(path_type=Path), required=True, help="Baseline JSON file to write.")
+@friendly_errors
+def baseline_save(run_dir: Path, path: Path) -> None:
+    """Store what a gate needs from a finished, fair run: repeat-level samples, outputs, workload, environment."""
+    from benchbench.baseline import check_fit_for_baseline, save_baseline, snapshot_run
+    from benchbench.gate_rules import DEFAULT_REPEATS
+
+    saved = snapshot_run(run_dir)
+    check_fit_for_baseline(saved)
+    save_baseline(saved, path)
+    backends = ", ".join(f"{name} ({b.repeats} repeats)" for name, b in saved.backends.items())
+    click.echo(f"baseline: {path}  workload {saved.workload_hash[:16]}  {backends}")
+    if any(b.repeats < DEFAULT_REPEATS for b in saved.backends.values()):
+        click.echo(f"note: the default gate rules are tuned for {DEFAULT_REPEATS} repeats (docs/ci.md)", err=True)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--baseline", "baseline_path", type=click.Path(path_type=Path), default=None,
+              help="Baseline file [the gates file's 'baseline'].")
+@click.option("--rule", "rule_texts", multiple=True, help="NAME: SPEC, e.g. 'output_tok_s: -5%' (repeatable).")
+@click.option("--rules", "gates_path", type=click.Path(path_type=Path), default=None,
+              help="gates.yaml with rules (and optionally the baseline); --rule overrides it per metric.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write JUnit XML, a test case per rule.")
+@click.option("--markdown", "markdown_path", type=click.Path(path_type=Path), default=None,
+              help="Append the Markdown summary here ($GITHUB_STEP_SUMMARY gets it when set).")
+@click.option("--allow-different-hardware", is_flag=True, help="Judge timings even if CPU/GPU models differ.")
+@friendly_errors
+def gate(run_dir, baseline_path, rule_texts, gates_path, junit, markdown_path, allow_different_hardware) -> None:
+    """Gate a run against a baseline: exit 0 pass, 1 regression, 2 cannot judge."""
+    from benchbench.gate_rules import load_gate_file, merge_rules, parse_rule
+
+    gates = load_gate_file(gates_path) if gates_path else None
+    rules = merge_rules(gates.rules if gates else [], [parse_rule(text) for text in rule_texts])
+    baseline_path = baseline_path or (gates.baseline if gates else None)
+    if baseline_path is None:
+        raise BenchError("gate: give --baseline FILE (or a --rules file with 'baseline:')")
+    allow = allow_different_hardware or bool(gates and gates.allow_different_hardware)
+    sys.exit(_gate(run_dir, baseline_path, rules, allow, junit, markdown_path))
+
+
+def _gate(run_dir: Path, baseline_path: Path, rules: list, allow_different_hardware: bool,
+          junit: Path | None = None, markdown_path: Path | None = None) -> int:
+    """Judge the run, print the table, write the Markdown/JUnit outputs; the gate's exit code."""
+    import os
+
+    from benchbench import gate_report
+    from benchbench.baseline import load_baseline, snapshot_run
+    from benchbench.gate import evaluate
+    from benchbench.gate_rules import default_rules
+
+    result = evaluate(load_baseline(baseline_path), snapshot_run(run_dir), rules or default_rules(), allow_different_hardware)
+    click.echo(gate_report.console(result, str(baseline_path), str(run_dir)))
+    summary = gate_report.markdown(result, str(baseline_path), str(run_dir))
+    for path in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(summary)
+    if junit:
+        Path(junit).write_text(gate_report.junit_xml(result), encoding="utf-8")
+    return result.exit_code
+
+
+def _gates_for_run(gates_path: Path):
+    """The gates file of ``run --gate``, its baseline read up front so a bad one fails before the run."""
+    from benchbench.baseline import load_baseline
+    from benchbench.gate_rules import load_gate_file
+
+    gates = load_gate_file(gates_path)
+    if gates.baseline is None:
+        raise BenchError(f"gates file {gates_path}: name the baseline ('baseline: FILE') to use it with --gate")
+    load_baseline(gates.baseline)
+    return gates

@@ -1,0 +1,154 @@
+"""What a gate compares: per backend and metric the repeat-level samples, the outputs per request,
+the workload hash and the environment fingerprint of one run. Saved as versioned JSON.
+
+The same snapshot is taken of the run being gated, so a gate compares like with like.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchbench.errors import BenchError
+from benchbench.records import Manifest, RequestRecord, read_manifest, read_records
+from benchbench.summary import measured_frame, repeat_throughput
+
+BASELINE_SCHEMA_VERSION = 1
+
+
+class Direction(str, Enum):
+    HIGHER_IS_BETTER = "higher"
+    LOWER_IS_BETTER = "lower"
+
+
+LATENCY_STATS = {"mean": lambda values: values.mean(), "p50": lambda values: values.median(),
+                 "p90": lambda values: values.quantile(0.9)}
+LATENCY_TIMINGS = ("preprocess_s", "ttft_s", "decode_s", "e2e_s")
+METRICS: dict[str, Direction] = {
+    "req_s": Direction.HIGHER_IS_BETTER,
+    "output_tok_s": Direction.HIGHER_IS_BETTER,
+    "decode_tok_s": Direction.HIGHER_IS_BETTER,
+    **{f"{timing[:-2]}_{stat}_s": Direction.LOWER_IS_BETTER for timing in LATENCY_TIMINGS for stat in LATENCY_STATS},
+}
+"""Every metric a baseline holds repeat-level samples of: ``ttft_p90_s`` is the p90 of TTFT within one repeat."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(_Strict):
+    token_ids: list[int] | None
+    text: str
+
+
+class BackendSnapshot(_Strict):
+    kind: str
+    status: str
+    error: str | None = None
+    repeats: int
+    metrics: dict[str, list[float]] = Field(description="metric -> one sample per repeat, in repeat order")
+    outputs: dict[str, list[Output]] = Field(description="request id -> its distinct outputs, first repeat first")
+    unfair_requests: int
+    violations: list[str] = Field(default_factory=list, description="the first few fairness violations")
+
+
+class Snapshot(_Strict):
+    schema_version: int = BASELINE_SCHEMA_VERSION
+    created_at: str
+    source: str
+    scenario: str
+    workload_hash: str
+    model: dict[str, Any]
+    environment: dict[str, Any]
+    backends: dict[str, BackendSnapshot]
+
+
+def snapshot(records: list[RequestRecord], manifest: Manifest, source: str) -> Snapshot:
+    """The gate's view of one run: measured records only, per backend the manifest names."""
+    measured = [record for record in records if record.phase == "measure"]
+    frame = measured_frame(measured)
+    backends = {}
+    for outcome in manifest.backends:
+        own = [record for record in measured if record.backend == outcome.name]
+        backends[outcome.name] = BackendSnapshot(
+            kind=outcome.kind, status=outcome.status, error=outcome.error,
+            repeats=len({record.repeat for record in own}),
+            metrics=repeat_samples(frame[frame["backend"] == outcome.name]) if own else {},
+            outputs=_distinct_outputs(own),
+            unfair_requests=sum(not record.fairness.ok for record in own),
+            violations=[f"{r.request_id} (repeat {r.repeat}): {v}" for r in own for v in r.fairness.violations][:5],
+        )
+    return Snapshot(
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        source=source, scenario=manifest.scenario.get("name", "?"), workload_hash=manifest.workload_hash,
+        model=manifest.model, environment=manifest.environment, backends=backends,
+    )
+
+
+def repeat_samples(measured) -> dict[str, list[float]]:
+    """One sample per repeat for every metric the records allow (a timing an engine lacks is left out)."""
+    throughput = repeat_throughput(measured).sort_values("repeat")
+    samples = {name: [float(v) for v in throughput[name]] for name in ("req_s", "output_tok_s")}
+    per_repeat = measured.groupby("repeat", sort=True)
+    columns = {"decode_tok_s": ("decode_tok_s", LATENCY_STATS["mean"])}
+    columns |= {f"{t[:-2]}_{stat}_s": (t, fn) for t in LATENCY_TIMINGS for stat, fn in LATENCY_STATS.items()}
+    for metric, (column, statistic) in columns.items():
+        if measured[column].notna().all():
+            samples[metric] = [float(statistic(group[column].astype(float))) for _, group in per_repeat]
+    return samples
+
+
+def _distinct_outputs(records: list[RequestRecord]) -> dict[str, list[Output]]:
+    outputs: dict[str, list[Output]] = {}
+    for record in sorted(records, key=lambda r: r.repeat):
+        output = Output(token_ids=record.token_ids, text=record.text)
+        seen = outputs.setdefault(record.request_id, [])
+        if output not in seen:
+            seen.append(output)
+    return outputs
+
+
+def snapshot_run(run_dir: Path) -> Snapshot:
+    return snapshot(read_records(run_dir), read_manifest(run_dir), source=str(run_dir))
+
+
+def check_fit_for_baseline(baseline: Snapshot) -> None:
+    """A baseline must be a complete, fair run: anything else would excuse the same fault later."""
+    for name, backend in baseline.backends.items():
+        if backend.status != "ok":
+            raise BenchError(f"run {baseline.source}: backend {name} is {backend.status}; save a baseline from a finished run")
+        if backend.unfair_requests:
+            raise BenchError(f"run {baseline.source}: backend {name} has {backend.unfair_requests} unfair request(s); "
+                             "fix the fairness violations before saving a baseline")
+
+
+def save_baseline(baseline: Snapshot, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(baseline.model_dump_json(indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_baseline(path: Path) -> Snapshot:
+    """Read a baseline file, refusing one written by a newer benchbench."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BenchError(f"baseline {path}: no such file; create it with 'benchbench baseline save RUN_DIR --to {path}'") from None
+    except json.JSONDecodeError:
+        raise BenchError(f"baseline {path}: not valid JSON; save it again with 'benchbench baseline save'") from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(version, int) and version > BASELINE_SCHEMA_VERSION:
+        raise BenchError(f"baseline {path}: schema version {version} is newer than this benchbench "
+                         f"({BASELINE_SCHEMA_VERSION}); upgrade benchbench")
+    try:
+        return Snapshot.model_validate(data)
+    except ValidationError as exc:
+        raise BenchError(f"baseline {path}: not a benchbench baseline ({exc.error_count()} errors)") from None
