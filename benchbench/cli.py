@@ -189,7 +189,7 @@ def devicemap(layers, model_name, gpus, vit_alpha, family) -> None:
 
     if (layers is None) == (model_name is None):
         raise BenchError("devicemap: give exactly one of --layers or --model-name")
-    click.echo(split_model_plan(layers or layers_for_model(model_name), gpus, vit_alpha, family).format())
+    click.echo(split_model_plan(layers if layers is not None else layers_for_model(model_name), gpus, vit_alpha, family).format())
 
 
 @main.command()
