@@ -65,6 +65,7 @@ def evaluate(baseline: Snapshot, run: Snapshot, rules: Sequence[Check], allow_di
     notes = [f"hardware differs: {d}" for d in hardware] + _other_differences(baseline, run)
     notes += [f"backend {name} is in the run but not in the baseline; not gated"
               for name in run.backends if name not in baseline.backends]
+    notes += _repeats_note(baseline, run, rules)
     blocked_all = _workload_block(baseline, run)
     blocked_timing = None
     if hardware and not allow_different_hardware:
@@ -194,6 +195,15 @@ def _other_differences(baseline: Snapshot, run: Snapshot) -> list[str]:
     if baseline.model.get("weights") != run.model.get("weights"):
         notes.append("model weights differ from the baseline's")
     return notes
+
+
+def _repeats_note(baseline: Snapshot, run: Snapshot, rules: Sequence[Check]) -> list[str]:
+    counts = [b.repeats for snap in (baseline, run) for b in snap.backends.values() if b.repeats]
+    fewest = min(counts, default=0)
+    if not any(isinstance(rule, RelativeCheck) for rule in rules) or not MIN_REPEATS <= fewest < DEFAULT_REPEATS:
+        return []
+    return [f"{fewest} repeats: the decision rule is calibrated for {DEFAULT_REPEATS} (<= 1% false alarms at 5% "
+            "noise); with fewer, false alarms are more frequent (benchmarks/gate_power.py)"]
 
 
 def _workload_block(baseline: Snapshot, run: Snapshot) -> str | None:
