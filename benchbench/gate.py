@@ -21,6 +21,7 @@ from benchbench.stats import DEFAULT_RESAMPLES, Interval, bootstrap_ratio_ci
 CONFIDENCE = 0.99
 MIN_REPEATS = 3
 SEED = 0
+DIRECT_METHOD = "fairness and consistency rules are checked directly on the run's records"
 METHOD = (f"{CONFIDENCE:.0%} percentile-bootstrap CI ({DEFAULT_RESAMPLES} resamples, seed {SEED}) of the ratio "
           "mean(run) / mean(baseline) over repeat-level samples; a regression needs the whole CI on the worse "
           "side of 1 and the estimate beyond the tolerance")
@@ -80,7 +81,8 @@ def evaluate(baseline: Snapshot, run: Snapshot, rules: Sequence[Check], allow_di
                 verdicts.append(Verdict(name, rule.text, Status.CANNOT_JUDGE, reason))
             else:
                 verdicts.append(judge(rule, name, base, current))
-    return GateResult(tuple(verdicts), tuple(notes))
+    statistical = any(isinstance(rule, RelativeCheck) for rule in rules)
+    return GateResult(tuple(verdicts), tuple(notes), METHOD if statistical else DIRECT_METHOD)
 
 
 def judge(rule: Check, name: str, base: BackendSnapshot, current: BackendSnapshot) -> Verdict:
