@@ -63,24 +63,19 @@ class GateResult:
 def evaluate(baseline: Snapshot, run: Snapshot, rules: Sequence[Check], allow_different_hardware: bool = False) -> GateResult:
     """Every rule for every backend of the baseline, judged against the run."""
     hardware = hardware_differences(baseline.environment, run.environment)
-    notes = [f"hardware differs: {d}" for d in hardware] + _other_differences(baseline, run)
-    notes += [f"backend {name} is in the run but not in the baseline; not gated"
-              for name in run.backends if name not in baseline.backends]
-    notes += _repeats_note(baseline, run, rules)
-    blocked_all = _workload_block(baseline, run)
-    blocked_timing = None
+    timing_block = None
     if hardware and not allow_different_hardware:
-        blocked_timing = "hardware differs from the baseline's; gate on the same machine or allow different hardware"
+        timing_block = "hardware differs from the baseline's; gate on the same machine or allow different hardware"
     verdicts = []
     for name, base in baseline.backends.items():
         current = run.backends.get(name)
-        blocked = blocked_all or _backend_block(name, current)
+        blocked = _workload_block(baseline, run) or _backend_block(name, current)
         for rule in rules:
-            reason = blocked or (blocked_timing if isinstance(rule, RelativeCheck) else None)
-            if reason:
-                verdicts.append(Verdict(name, rule.text, Status.CANNOT_JUDGE, reason))
-            else:
-                verdicts.append(judge(rule, name, base, current))
+            reason = blocked or (timing_block if isinstance(rule, RelativeCheck) else None)
+            verdict = Verdict(name, rule.text, Status.CANNOT_JUDGE, reason) if reason else judge(rule, name, base, current)
+            verdicts.append(verdict)
+    notes = [f"hardware differs: {d}" for d in hardware]
+    notes += _other_differences(baseline, run) + _repeats_note(baseline, run, rules)
     statistical = any(isinstance(rule, RelativeCheck) for rule in rules)
     return GateResult(tuple(verdicts), tuple(notes), METHOD if statistical else DIRECT_METHOD)
 
@@ -196,6 +191,8 @@ def _other_differences(baseline: Snapshot, run: Snapshot) -> list[str]:
             notes.append(f"package {package} {old.get(package)} -> {new.get(package)}")
     if baseline.model.get("weights") != run.model.get("weights"):
         notes.append("model weights differ from the baseline's")
+    notes += [f"backend {name} is in the run but not in the baseline; not gated"
+              for name in run.backends if name not in baseline.backends]
     return notes
 
 
