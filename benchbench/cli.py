@@ -263,7 +263,7 @@ def _gate(run_dir: Path, baseline_path: Path, rules: list, allow_different_hardw
     result = evaluate(load_baseline(baseline_path), snapshot_run(run_dir), rules or default_rules(), allow_different_hardware)
     click.echo(gate_report.console(result, str(baseline_path), str(run_dir)))
     summary = gate_report.markdown(result, str(baseline_path), str(run_dir))
-    for path in filter(None, (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY"))):
+    for path in dict.fromkeys(str(p) for p in (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY")) if p):
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(summary)
     if junit:

@@ -50,7 +50,7 @@ def markdown(result: GateResult, baseline_label: str, run_label: str) -> str:
     lines = [f"### benchbench gate: {EXIT_MEANING[code]} (exit {code})", "",
              f"Baseline `{baseline_label}` vs run `{run_label}`.", ""]
     if result.verdicts:
-        rows = [[cell.replace("|", "\\|") for cell in row] for row in _rows(result, _MARK)]
+        rows = [[cell.replace("|", "\\|").replace("\n", " ") for cell in row] for row in _rows(result, _MARK)]
         lines += [tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True), ""]
     lines.append(f"Decision: {result.method}.")
     if result.notes:
