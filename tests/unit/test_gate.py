@@ -326,3 +326,14 @@ def test_baseline_from_a_newer_benchbench_is_refused(tmp_path, benchbench_cli):
     run = write_run(tmp_path / "run", [100.0, 100.0, 100.0])
     result = benchbench_cli("gate", "--baseline", str(path), str(run))
     assert result.returncode == 2 and "upgrade benchbench" in result.stderr
+
+
+def test_run_with_a_gates_file_lacking_a_baseline_fails_before_running(tmp_path, run_bench):
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("rules: {fairness: must_pass}\n")
+    result = run_bench("--gate", str(gates), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 2 and "name the baseline" in result.stderr
+    gates.write_text("baseline: nowhere.json\nrules: {fairness: must_pass}\n")
+    result = run_bench("--gate", str(gates), "--output-dir", str(tmp_path / "run"))
+    assert result.returncode == 2 and "nowhere.json: no such file" in result.stderr
+    assert not (tmp_path / "run").exists()
