@@ -192,14 +192,37 @@ def devicemap(layers, model_name, gpus, vit_alpha, family) -> None:
     click.echo(split_model_plan(layers if layers is not None else layers_for_model(model_name), gpus, vit_alpha, family).format())
 
 
+REFERENCE_HELP = "Backend the others' speed is relative to [the first with measurements]."
+
+
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--reference", default=None, help=REFERENCE_HELP)
 @friendly_errors
-def report(run_dir: Path) -> None:
+def report(run_dir: Path, reference: str | None) -> None:
     """Rebuild a run's report from results.jsonl and manifest.json."""
     from benchbench.report import write_report
 
-    click.echo(f"report: {write_report(run_dir)}")
+    click.echo(f"report: {write_report(run_dir, reference=reference)}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--output-dir", type=click.Path(path_type=Path), default=None, help="Report folder [reports/compare-<time>].")
+@click.option("--reference", default=None, help=REFERENCE_HELP + " Backends are named <run>/<backend>.")
+@click.option("--allow-different-workloads", is_flag=True, help="Compare runs whose workload hashes differ.")
+@friendly_errors
+def compare(run_dirs: tuple[Path, ...], output_dir: Path | None, reference: str | None, allow_different_workloads: bool) -> None:
+    """One report across run folders (e.g. before and after an upgrade)."""
+    import datetime as dt
+
+    from benchbench.bench import REPORTS_ROOT
+    from benchbench.report import write_comparison
+
+    if len(run_dirs) < 2:
+        raise BenchError("compare: give two or more run folders (for one run use 'benchbench report RUN_DIR')")
+    output_dir = output_dir or REPORTS_ROOT / f"compare-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    click.echo(f"report: {write_comparison(run_dirs, output_dir, reference, allow_different_workloads)}")
 
 
 @main.group()

@@ -1,96 +1,83 @@
-"""A first report: summary and fairness tables, a throughput plot; Markdown and self-contained HTML."""
+"""Build a report from run folders alone and write it: report.md, report.html, PNG plots, CSV tables.
+
+Everything but the one "Generated ..." line is a function of the records and manifests, so
+rebuilding a report gives identical bytes apart from that line.
+"""
 
 from __future__ import annotations
 
-import base64
-import html
+import datetime as dt
+from collections.abc import Sequence
+from importlib import metadata
 from pathlib import Path
 
-import matplotlib
+from benchbench.errors import BenchError
+from benchbench.report.checks import fairness_section, problems
+from benchbench.report.document import Document, Section
+from benchbench.report.inputs import ReportInput, load_input
+from benchbench.report.outputs import outputs_section
+from benchbench.report.performance import headline_section, latency_section, sweep_section, throughputs
+from benchbench.report.provenance import provenance_section
+from benchbench.report.render import render_html, render_markdown
+from benchbench.summary import summarize
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from benchbench.records import read_manifest, read_records  # noqa: E402
-from benchbench.summary import measured_frame, summarize  # noqa: E402
-
-SUMMARY_COLUMNS = ["backend", "requests", "unfair_requests", "req_s", "output_tok_s",
-                   "preprocess_s_median", "ttft_s_median", "decode_tok_s_median", "e2e_s_median", "e2e_s_p90"]
+GENERATED_PREFIX = "Generated "
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write summary.csv, throughput.png, report.md and report.html into the run folder."""
+def write_report(run_dir: Path, reference: str | None = None) -> Path:
+    """Rebuild one run's report inside its folder; returns the path of report.html."""
     run_dir = Path(run_dir)
-    manifest = read_manifest(run_dir)
-    records = read_records(run_dir)
-    summary = summarize(records)
-    summary.to_csv(run_dir / "summary.csv", index=False, float_format="%.6g")
-    plot = _throughput_plot(summary, run_dir / "throughput.png")
-    fairness = _fairness_table(records)
-    sections = [
-        ("Summary (measured requests only; warmups excluded)", summary.reindex(columns=SUMMARY_COLUMNS)),
-        ("Fairness", fairness),
-    ]
-    failed = [b for b in manifest.backends if b.status == "failed"]
-    title = f"benchbench report: {manifest.scenario['name']}"
-    (run_dir / "report.md").write_text(_markdown(title, manifest, sections, failed, plot), encoding="utf-8")
-    (run_dir / "report.html").write_text(_html(title, manifest, sections, failed, plot), encoding="utf-8")
-    return run_dir / "report.html"
+    data = load_input([run_dir], reference)
+    return _write(data, run_dir, f"benchbench report: {data.runs[0].manifest.scenario.get('name')}")
 
 
-def _fairness_table(records) -> pd.DataFrame:
-    measured = measured_frame(records)
-    warmups = pd.Series([r.backend for r in records if r.phase == "warmup"], dtype=object).value_counts()
-    rows = []
-    for backend, group in measured.groupby("backend", sort=False):
-        rows.append({
-            "backend": backend,
-            "warmups_excluded": int(warmups.get(backend, 0)),
-            "tokens_requested": int(group["max_new_tokens"].sum()),
-            "tokens_produced": int(group["output_tokens"].sum()),
-            "tiles_planned": int(group["tiles_planned"].sum()),
-            "tiles_used": int(group["tiles"].sum()) if group["tiles"].notna().all() else None,
-            "preprocess_in_ttft": bool(group["preprocess_in_ttft"].iloc[0]),
-            "violations": int((~group["fair"]).sum()),
-        })
-    return pd.DataFrame(rows)
+def write_comparison(
+    run_dirs: Sequence[Path], output_dir: Path, reference: str | None = None, allow_different_workloads: bool = False
+) -> Path:
+    """One report across several runs (backends labelled ``<run>/<backend>``); returns report.html's path."""
+    output_dir = Path(output_dir)
+    if any(output_dir.resolve() == Path(run).resolve() for run in run_dirs):
+        raise BenchError(f"--output-dir {output_dir}: that is one of the compared runs; choose a separate folder")
+    data = load_input([Path(run) for run in run_dirs], reference, allow_different_workloads)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return _write(data, output_dir, "benchbench comparison: " + " vs ".join(run.label for run in data.runs))
 
 
-def _throughput_plot(summary: pd.DataFrame, path: Path) -> Path | None:
-    if summary.empty:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=110)
-    ax.bar(summary["backend"], summary["output_tok_s"], color="#4C72B0")
-    ax.set_ylabel("output tokens / s")
-    ax.set_title("Throughput (measured requests)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+def _write(data: ReportInput, out_dir: Path, title: str) -> Path:
+    summarize(data.records).to_csv(out_dir / "summary.csv", index=False, float_format="%.6g")
+    results = throughputs(data)
+    checks = problems(data)
+    flagged = any(getattr(block, "tone", "") == "bad" for block in checks)
+    sections = [Section("checks", "Problems: read first" if flagged else "Checks", checks),
+                headline_section(data, results, out_dir), latency_section(data, out_dir)]
+    sweep = sweep_section(data, out_dir)
+    if sweep is not None:
+        sections.append(sweep)
+    sections += [fairness_section(data), outputs_section(data, out_dir), provenance_section(data)]
+    document = Document(title, _subtitle(data), _generated_line(), sections)
+    (out_dir / "report.md").write_text(render_markdown(document), encoding="utf-8")
+    (out_dir / "report.html").write_text(render_html(document), encoding="utf-8")
+    return out_dir / "report.html"
 
 
-def _markdown(title, manifest, sections, failed, plot) -> str:
-    lines = [f"# {title}", ""]
-    for outcome in failed:
-        lines += [f"> **FAILED: backend {outcome.name}**: {outcome.error}", ""]
-    lines += [f"Workload hash `{manifest.workload_hash[:16]}`, model `{manifest.model['path']}`", ""]
-    for heading, table in sections:
-        lines += [f"## {heading}", "", table.to_markdown(index=False, floatfmt=".4g") if not table.empty else "(no records)", ""]
-    if plot:
-        lines += [f"![throughput]({plot.name})", ""]
-    return "\n".join(lines)
+def _subtitle(data: ReportInput) -> str:
+    manifests = [run.manifest for run in data.runs]
+    scenarios = " / ".join(dict.fromkeys(str(m.scenario.get("name")) for m in manifests))
+    workloads = " / ".join(dict.fromkeys(m.workload_hash[:12] for m in manifests))
+    models = {"embedded tiny InternVL" if m.model.get("embedded_tiny_model") else str(m.model.get("path")) for m in manifests}
+    measured = sum(1 for r in data.records if r.phase == "measure")
+    return (f"scenario {scenarios} · workload {workloads} · model {' / '.join(sorted(models))} · "
+            f"{len(data.backends)} backend(s) · {measured} measured requests · reference {_reference(data)}")
 
 
-def _html(title, manifest, sections, failed, plot) -> str:
-    body = [f"<h1>{html.escape(title)}</h1>"]
-    for outcome in failed:
-        body.append(f'<p class="bad">FAILED: backend {html.escape(outcome.name)}: {html.escape(outcome.error or "")}</p>')
-    for heading, table in sections:
-        body.append(f"<h2>{html.escape(heading)}</h2>")
-        body.append(table.to_html(index=False, float_format=lambda v: f"{v:.4g}", escape=True, na_rep="n/a"))
-    if plot:
-        encoded = base64.b64encode(plot.read_bytes()).decode()
-        body.append(f'<img alt="throughput" src="data:image/png;base64,{encoded}">')
-    style = "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:4px} .bad{color:#b00;font-weight:bold}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+def _reference(data: ReportInput) -> str:
+    return data.reference.label if data.reference else "none"
+
+
+def _generated_line() -> str:
+    try:
+        version = metadata.version("benchbench")
+    except metadata.PackageNotFoundError:
+        version = "(source tree)"
+    stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return f"{GENERATED_PREFIX}{stamp} by benchbench {version}"

@@ -1,0 +1,144 @@
+"""Speed sections: the headline (throughput with intervals, speed vs the reference), latency, tile sweeps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchbench.report import plots
+from benchbench.report.document import Block, Cell, Figure, Note, Section, Table, cells, number
+from benchbench.report.inputs import ReportInput
+from benchbench.report.throughput import Throughput, relative, sweep_points, throughput, verdict
+from benchbench.stats import SMALL_SAMPLE, percentiles
+
+VERDICT_TONES = {"not distinguishable": "muted", "no interval": "muted"}
+
+
+def throughputs(data: ReportInput) -> dict[str, Throughput]:
+    return {view.key: throughput(view.key, data.measured(view.key)) for view in data.backends if data.measured(view.key)}
+
+
+def headline_section(data: ReportInput, results: dict[str, Throughput], out_dir: Path) -> Section:
+    section = Section("headline", "Headline: who is faster")
+    if not results:
+        section.blocks.append(Note("no backend finished any measured request", "bad", "No measurements"))
+        return section
+    reference = data.reference
+    ref = results[reference.key]
+    section.blocks += _verdict_lines(data, results)
+    rows = []
+    for view in data.backends:
+        if view.key not in results:
+            rows.append(cells(view.label, Cell(f"no measurements ({view.outcome.status})", "bad"), "", "", "", "", ""))
+            continue
+        result = results[view.key]
+        if view is reference:
+            ratio_cell, verdict_cell = Cell("1x (reference)", "muted"), Cell("reference", "muted")
+        else:
+            ratio = relative(result, ref)
+            ratio_cell, verdict_cell = Cell(ratio.format(suffix="x")), Cell(verdict(ratio), VERDICT_TONES.get(verdict(ratio), ""))
+        unfair = sum(1 for r in data.measured(view.key) if not r.fairness.ok)
+        name = Cell(f"{view.label} ({unfair} unfair request(s), see Problems)", "bad") if unfair else Cell(view.label)
+        rows.append(cells(name, result.intervals["req_s"].format(4), result.intervals["output_tok_s"].format(4),
+                          ratio_cell, verdict_cell, result.basis, result.samples))
+    headers = ["backend", "requests/s [95% CI]", "output tokens/s [95% CI]", f"output tokens/s vs {reference.label}",
+               "verdict", "CI over", "samples"]
+    section.blocks.append(Table(headers, rows, _basis_caption(results)))
+    section.blocks += _small_sample_warning(results)
+    figure = plots.throughput_plot(data.backends, results, out_dir / "throughput.png")
+    section.blocks.append(Figure(figure, "Throughput per backend with 95% confidence intervals"))
+    return section
+
+
+def _verdict_lines(data: ReportInput, results: dict[str, Throughput]) -> list[Block]:
+    reference = data.reference
+    ref = results[reference.key]
+    fastest = max(results, key=lambda key: results[key].intervals["output_tok_s"].estimate)
+    lines: list[Block] = [Note(f"{data.label(fastest)} at {results[fastest].intervals['output_tok_s'].format(4)} "
+                               "output tokens/s (95% CI)", "", "Fastest")]
+    for view in data.backends:
+        if view.key in results and view is not reference:
+            ratio = relative(results[view.key], ref)
+            word = verdict(ratio)
+            lines.append(Note(f"{view.label} {ratio.format(suffix='x')} vs {reference.label} ({word})",
+                              VERDICT_TONES.get(word, ""), "Relative speed"))
+    return lines
+
+
+def _basis_caption(results: dict[str, Throughput]) -> str:
+    bases = {result.basis for result in results.values()}
+    parts = []
+    if "repeats" in bases:
+        parts.append("over repeats: each repeat's throughput is its requests (or output tokens) over the wall time "
+                     "from its first request's start to its last request's end; the estimate is their mean")
+    if "requests" in bases:
+        parts.append("over requests (a single repeat): requests are resampled and their busy-time rate scaled to "
+                     "the repeat's wall-clock throughput")
+    return ("95% percentile-bootstrap confidence intervals, seeded so a rebuild gives the same numbers; "
+            + "; ".join(parts) + ". A ratio interval that contains 1x means no distinguishable difference.")
+
+
+def _small_sample_warning(results: dict[str, Throughput]) -> list[Block]:
+    few = sorted({result.samples for result in results.values() if result.basis == "repeats" and result.samples < SMALL_SAMPLE})
+    if not few:
+        return []
+    return [Note(f"intervals over only {', '.join(map(str, few))} repeat(s): a bootstrap interval cannot reach beyond "
+                 "the samples' range, so with this few it is too narrow (with 3 repeats it is their range and covers the "
+                 f"true mean about 75% of the time). Run --repeats {SMALL_SAMPLE} or more for a firm claim.", "warn",
+                 "Few repeats")]
+
+
+def latency_section(data: ReportInput, out_dir: Path) -> Section:
+    measured = {view.key: data.measured(view.key) for view in data.backends}
+    headers = ["backend", "preprocessing mean (s)", "TTFT p50 / p90 / p99 (s)", "decode tok/s p50",
+               "inter-token p50 / p99 (ms)", "end-to-end p50 / p90 / p99 (s)"]
+    rows = []
+    for view in data.backends:
+        records = measured[view.key]
+        if not records:
+            continue
+        inside = any(r.preprocess_in_ttft for r in records)
+        gaps_ms = [gap * 1000 for r in records for gap in (r.inter_token_s or [])]
+        rows.append(cells(
+            view.label,
+            number(sum(r.preprocess_s for r in records) / len(records)) + (" (client side only)" if inside else ""),
+            _triple([r.ttft_s for r in records], (50, 90, 99)) + (" incl. preprocessing" if inside else ""),
+            _triple([r.decode_tok_s for r in records], (50,)),
+            _triple(gaps_ms, (50, 99)),
+            _triple([r.e2e_s for r in records], (50, 90, 99)),
+        ))
+    section = Section("latency", "Latency")
+    if not rows:
+        section.blocks.append(Note("no measured requests", "muted"))
+        return section
+    caption = ("Percentiles over measured requests. TTFT runs from submitting the prepared request to the first "
+               "token; for engines that preprocess images themselves it includes that preprocessing.")
+    section.blocks.append(Table(headers, rows, caption))
+    section.blocks.append(Figure(plots.latency_breakdown_plot(data.backends, measured, out_dir / "latency_breakdown.png"),
+                                 "Mean latency per request split into preprocessing, TTFT, decode"))
+    section.blocks.append(Figure(plots.latency_cdf_plot(data.backends, measured, out_dir / "latency_cdf.png"),
+                                 "Cumulative distributions of TTFT and end-to-end latency"))
+    return section
+
+
+def _triple(values: list[float | None], quantiles: tuple[float, ...]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "not measured"
+    return " / ".join(number(v) for v in percentiles(known, quantiles).values())
+
+
+def sweep_section(data: ReportInput, out_dir: Path) -> Section | None:
+    """Throughput and TTFT per tile budget, when a backend ran several budgets (tiles-sweep)."""
+    points = {view.key: sweep_points(view.key, data.measured(view.key)) for view in data.backends}
+    points = {key: series for key, series in points.items() if series}
+    if not points:
+        return None
+    headers = ["backend", "max tiles", "tiles planned (mean)", "image tokens (mean)", "requests",
+               "output tokens/s [95% CI]", "TTFT p50 (s)", "end-to-end p50 (s)"]
+    rows = [cells(data.label(key), p.max_tiles, number(p.tiles_planned_mean, 3), number(p.image_tokens_mean, 4),
+                  p.requests, p.output_tok_s.format(4), number(p.ttft_s[50]), number(p.e2e_s_median))
+            for key, series in points.items() for p in series]
+    caption = ("Budgets are interleaved request by request, so throughput here is output tokens over the requests' "
+               "own end-to-end time (busy time), with a bootstrap interval over requests.")
+    figure = plots.sweep_plot(data.backends, points, out_dir / "tiles_sweep.png")
+    return Section("sweep", "Tile sweep", [Table(headers, rows, caption), Figure(figure, "Throughput and TTFT against tile count")])
