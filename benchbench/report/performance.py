@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections import defaultdict
 from pathlib import Path
 
 from benchbench.report import plots
 from benchbench.report.document import Block, Cell, Figure, Note, Section, Table, cells, number
-from benchbench.report.inputs import ReportInput
+from benchbench.report.inputs import BackendView, ReportInput
 from benchbench.report.throughput import Throughput, relative, sweep_points, throughput, verdict
 from benchbench.stats import SMALL_SAMPLE, percentiles
 
@@ -142,3 +144,44 @@ def sweep_section(data: ReportInput, out_dir: Path) -> Section | None:
                "own end-to-end time (busy time), with a bootstrap interval over requests.")
     figure = plots.sweep_plot(data.backends, points, out_dir / "tiles_sweep.png")
     return Section("sweep", "Tile sweep", [Table(headers, rows, caption), Figure(figure, "Throughput and TTFT against tile count")])
+
+
+def option_axes(views: list[BackendView]) -> list[tuple[str, list[BackendView]]]:
+    """Backends of one kind in one run whose options differ in exactly one numeric setting (tp, ...),
+    ordered by that setting: a sweep over it."""
+    groups: dict[tuple[str, str], list[BackendView]] = defaultdict(list)
+    for view in views:
+        groups[(view.run.label, view.outcome.kind)].append(view)
+    axes = []
+    for members in groups.values():
+        options = [view.outcome.options for view in members]
+        if len(members) < 2 or any(set(o) != set(options[0]) for o in options):
+            continue
+        differing = [key for key in sorted(options[0]) if len({json.dumps(o[key]) for o in options}) > 1]
+        if len(differing) == 1 and all(_numeric(o[differing[0]]) for o in options):
+            key = differing[0]
+            axes.append((key, sorted(members, key=lambda view: view.outcome.options[key])))
+    return axes
+
+
+def _numeric(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def option_sweep_sections(data: ReportInput, results: dict[str, Throughput], out_dir: Path) -> list[Section]:
+    """Throughput and TTFT against a backend setting that is the only difference between backends."""
+    sections = []
+    measured_views = [view for view in data.backends if view.key in results]
+    for index, (key, members) in enumerate(option_axes(measured_views)):
+        ttft = {view.key: percentiles([r.ttft_s for r in data.measured(view.key) if r.ttft_s is not None], (25, 50, 75))
+                for view in members}
+        rows = [cells(view.label, view.outcome.options[key], results[view.key].intervals["req_s"].format(4),
+                      results[view.key].intervals["output_tok_s"].format(4), number(ttft[view.key][50]))
+                for view in members]
+        headers = ["backend", key, "requests/s [95% CI]", "output tokens/s [95% CI]", "TTFT p50 (s)"]
+        path = plots.option_sweep_plot(key, members, results, ttft, out_dir / f"sweep_{index + 1}.png")
+        sections.append(Section(f"sweep-{index + 1}", f"Sweep over {key}", [
+            Table(headers, rows, f"Backends of kind {members[0].outcome.kind} that differ only in option '{key}'."),
+            Figure(path, f"Throughput and TTFT against {key}"),
+        ]))
+    return sections

@@ -163,12 +163,35 @@ def sweep_plot(views: Sequence[BackendView], points: dict[str, list[SweepPoint]]
             for point in series:
                 axes[1].annotate(f"max {point.max_tiles}", (point.tiles_planned_mean, point.ttft_s[50]),
                                  textcoords="offset points", xytext=(4, -10), fontsize=7, color=view.colour)
-        axes[0].set_title("Output tokens/s vs tiles (busy time, 95% CI)")
+        axes[0].set_title("Output tokens/s vs tiles\n(busy time, 95% CI)")
         axes[0].set_ylabel("output tokens / s")
-        axes[1].set_title("TTFT vs tiles (median, bars: 25th-75th percentile)")
+        axes[1].set_title("TTFT vs tiles\n(median, bars: 25th-75th percentile)")
         axes[1].set_ylabel("time to first token (s)")
         for ax in axes:
             ax.set_xlabel("tiles per request (mean planned, incl. thumbnail)")
+        axes[0].legend(fontsize=8)
+        return _save(fig, path)
+
+
+def option_sweep_plot(key: str, members: Sequence[BackendView], results: dict[str, Throughput],
+                      ttft: dict[str, dict[float, float]], path: Path) -> Path:
+    """Output tokens/s (95% CI) and TTFT (median, interquartile bars) against one backend option."""
+    x = [view.outcome.options[key] for view in members]
+    rates = [results[view.key].intervals["output_tok_s"] for view in members]
+    medians = [(ttft[view.key][50], ttft[view.key][25], ttft[view.key][75]) for view in members]
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+        for ax, triples in ((axes[0], [(r.estimate, r.low, r.high) for r in rates]), (axes[1], medians)):
+            ax.plot(x, [t[0] for t in triples], color="#999999", linewidth=1, zorder=1)
+            for view, value, triple in zip(members, x, triples):
+                ax.errorbar([value], [triple[0]], yerr=_error_bars([triple]), color=view.colour, marker="o", capsize=4,
+                            label=view.label, linestyle="none")
+            ax.set_xticks(x, [f"{value:g}" for value in x])
+            ax.set_xlabel(key)
+        axes[0].set_title(f"Output tokens/s vs {key}\n(95% CI)")
+        axes[0].set_ylabel("output tokens / s")
+        axes[1].set_title(f"TTFT vs {key}\n(median, bars: 25th-75th percentile)")
+        axes[1].set_ylabel("time to first token (s)")
         axes[0].legend(fontsize=8)
         return _save(fig, path)
 

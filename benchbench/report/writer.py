@@ -16,7 +16,13 @@ from benchbench.report.checks import fairness_section, problems
 from benchbench.report.document import Document, Section
 from benchbench.report.inputs import ReportInput, load_input
 from benchbench.report.outputs import outputs_section
-from benchbench.report.performance import headline_section, latency_section, sweep_section, throughputs
+from benchbench.report.performance import (
+    headline_section,
+    latency_section,
+    option_sweep_sections,
+    sweep_section,
+    throughputs,
+)
 from benchbench.report.provenance import provenance_section
 from benchbench.report.render import render_html, render_markdown
 from benchbench.summary import summarize
@@ -53,6 +59,7 @@ def _write(data: ReportInput, out_dir: Path, title: str) -> Path:
     sweep = sweep_section(data, out_dir)
     if sweep is not None:
         sections.append(sweep)
+    sections += option_sweep_sections(data, results, out_dir)
     sections += [fairness_section(data), outputs_section(data, out_dir), provenance_section(data)]
     document = Document(title, _subtitle(data), _generated_line(), sections)
     (out_dir / "report.md").write_text(render_markdown(document), encoding="utf-8")

@@ -168,3 +168,15 @@ def test_scenario_printed_in_the_report_rebuilds_the_same_workload(two_backend_r
     (tmp_path / "scenario.yaml").write_text(printed)
     rebuilt = build_workload(load_scenario(str(tmp_path / "scenario.yaml")))
     assert rebuilt.hash == read_manifest(two_backend_run).workload_hash
+
+
+def test_backends_differing_in_one_numeric_option_get_a_sweep_section(two_backend_run, tmp_path, benchbench_cli):
+    def explicit_zero_delay(manifest: dict) -> None:
+        manifest["backends"][0]["options"] = {"sleep_per_token_s": 0.0}
+
+    copy = edited_copy(two_backend_run, tmp_path / "copy", edit_manifest=explicit_zero_delay)
+    assert benchbench_cli("report", str(copy)).returncode == 0
+    markdown = (copy / "report.md").read_text()
+    assert "## Sweep over sleep\\_per\\_token\\_s" in markdown
+    assert re.search(r"\| transformers \| 0\.0 \| .* \|\n\| transformers-slow \| 0\.004 \| ", markdown)
+    assert (copy / "sweep_1.png").stat().st_size > 0
