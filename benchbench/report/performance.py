@@ -103,7 +103,7 @@ def latency_section(data: ReportInput, out_dir: Path) -> Section:
         rows.append(cells(
             view.label,
             number(sum(r.preprocess_s for r in records) / len(records)) + (" (client side only)" if inside else ""),
-            _triple([r.ttft_s for r in records], (50, 90, 99)) + (" incl. preprocessing" if inside else ""),
+            _triple([r.ttft_s for r in records], (50, 90, 99), " incl. preprocessing" if inside else ""),
             _triple([r.decode_tok_s for r in records], (50,)),
             _triple(gaps_ms, (50, 99)),
             _triple([r.e2e_s for r in records], (50, 90, 99)),
@@ -122,11 +122,11 @@ def latency_section(data: ReportInput, out_dir: Path) -> Section:
     return section
 
 
-def _triple(values: list[float | None], quantiles: tuple[float, ...]) -> str:
+def _triple(values: list[float | None], quantiles: tuple[float, ...], note: str = "") -> str:
     known = [v for v in values if v is not None]
     if not known:
         return "not measured"
-    return " / ".join(number(v) for v in percentiles(known, quantiles).values())
+    return " / ".join(number(v) for v in percentiles(known, quantiles).values()) + note
 
 
 def sweep_section(data: ReportInput, out_dir: Path) -> Section | None:

@@ -94,7 +94,7 @@ def latency_breakdown_plot(views: Sequence[BackendView], measured: dict[str, lis
         ax.set_yticks(range(len(shown)), [view.label + (" *" if inside[view.key] else "") for view in shown])
         ax.invert_yaxis()
         ax.set_xlabel("mean latency per request (s)")
-        note = "\n* preprocessing happens inside the engine, so it is part of TTFT" if any(inside.values()) else ""
+        note = "\n* preprocessing happens inside the engine: it is counted in TTFT (or generation)" if any(inside.values()) else ""
         ax.set_title("Where a request's time goes (means over measured requests)" + note)
         legend = [Patch(facecolor="grey", alpha=alpha, hatch=hatch, edgecolor="black", label=name)
                   for name, (alpha, hatch) in SEGMENT_STYLES.items() if name in used]
