@@ -16,6 +16,7 @@ import numpy as np
 
 DEFAULT_RESAMPLES = 4000
 DEFAULT_CONFIDENCE = 0.95
+CHUNK_ELEMENTS = 1 << 21
 SMALL_SAMPLE = 10
 """Below this many samples a percentile-bootstrap interval is noticeably too narrow."""
 
@@ -60,10 +61,17 @@ def percentiles(values: Sequence[float], quantiles: Sequence[float] = (50, 90, 9
     return {q: float(v) for q, v in zip(quantiles, np.percentile(data, list(quantiles)))}
 
 
+def _resample_indices(size: int, resamples: int, rng: np.random.Generator):
+    """Index arrays of shape (rows, size), in chunks that keep memory bounded for many samples."""
+    rows = max(1, CHUNK_ELEMENTS // size)
+    for start in range(0, resamples, rows):
+        yield rng.integers(0, size, size=(min(rows, resamples - start), size))
+
+
 def resampled_means(samples: Sequence[float], resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Means of ``resamples`` bootstrap resamples (with replacement) of the samples."""
     data = _as_samples(samples)
-    return data[rng.integers(0, data.size, size=(resamples, data.size))].mean(axis=1)
+    return np.concatenate([data[picks].mean(axis=1) for picks in _resample_indices(data.size, resamples, rng)])
 
 
 def resampled_ratios_of_sums(
@@ -73,8 +81,8 @@ def resampled_ratios_of_sums(
     top, bottom = _as_samples(numerators), _as_samples(denominators)
     if top.size != bottom.size:
         raise ValueError(f"{top.size} numerators but {bottom.size} denominators")
-    picks = rng.integers(0, top.size, size=(resamples, top.size))
-    return top[picks].sum(axis=1) / bottom[picks].sum(axis=1)
+    chunks = _resample_indices(top.size, resamples, rng)
+    return np.concatenate([top[picks].sum(axis=1) / bottom[picks].sum(axis=1) for picks in chunks])
 
 
 def interval_from(estimate: float, distribution: np.ndarray, samples: int, confidence: float) -> Interval:

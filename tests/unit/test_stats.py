@@ -78,3 +78,10 @@ def test_interval_formats_with_significant_digits():
 def test_empty_samples_are_a_programming_error():
     with pytest.raises(ValueError):
         bootstrap_mean_ci([])
+
+
+def test_many_samples_resample_in_bounded_chunks_with_the_same_answer_each_time():
+    samples = np.random.default_rng(3).exponential(2.0, size=20_000)
+    first = bootstrap_mean_ci(samples, resamples=500, seed=1)
+    assert first == bootstrap_mean_ci(samples, resamples=500, seed=1)
+    assert first.low < samples.mean() < first.high and first.high - first.low < 0.2
