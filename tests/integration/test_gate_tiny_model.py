@@ -2,7 +2,10 @@
 first run's baseline; a run slowed by an injected per-token sleep fails, naming the metric and size.
 
 Sizes are generous so a busy 2-core machine cannot flake the test: the rule allows a 5x slowdown
-(-80%), and the injected sleep (0.1 s per token, 4 tokens) makes a ~17 ms request ~25x slower.
+(-80%), and the injected sleep (0.15 s per token, 4 tokens) makes a ~17 ms request ~35x slower, so even a
+baseline slowed 5x by other load still shows a drop beyond 80%. Torch runs one thread: with two, a
+tiny request slowed ~10x whenever other processes kept both cores busy (spinning threads wait for each
+other); with one, ~1.5x.
 """
 
 import re
@@ -22,7 +25,7 @@ warmup: 1
 max_new_tokens: 4
 tiling: {{max_num: 2}}
 """
-SLOW_BACKEND = "backends: [{kind: transformers, options: {sleep_per_token_s: 0.1}}]\n"
+SLOW_BACKEND = "backends: [{kind: transformers, options: {sleep_per_token_s: 0.15}}]\n"
 GATES = """\
 baseline: baseline.json
 repeats: 3
@@ -31,6 +34,11 @@ rules:
   fairness: must_pass
   consistency.exact_match: ">= 0.99"
 """
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +54,7 @@ def gate_dir(tmp_path_factory):
     (folder / "fast.yaml").write_text(SCENARIO.format(name="gate-tiny"))
     (folder / "slow.yaml").write_text(SCENARIO.format(name="gate-tiny-slow") + SLOW_BACKEND)
     (folder / "gates.yaml").write_text(GATES)
-    env = {**os.environ, "PYTHONPATH": str(root)}
+    env = {**os.environ, "PYTHONPATH": str(root), "OMP_NUM_THREADS": "1"}
     for argv in (
         [str(root / "run_bench.py"), "--scenario", str(folder / "fast.yaml"), "--repeats", "3",
          "--output-dir", str(folder / "base"), "--no-progress"],
