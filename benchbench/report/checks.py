@@ -45,6 +45,10 @@ def problems(data: ReportInput) -> list[Block]:
         count = len(data.backends)
         blocks.append(Note(f"all {count} backend(s) finished, and every measured request produced the planned tokens, "
                            "tiles and image tokens (where the engine reports them)", "good", "Fair run"))
+    for view in data.backends:
+        unchecked = sorted({item for r in data.measured(view.key) for item in r.fairness.unchecked})
+        if unchecked:
+            blocks.append(Note(f"{view.label}: {'; '.join(unchecked)}", "muted", "Not verifiable"))
     return blocks
 
 
