@@ -5,6 +5,11 @@ real 448 px / patch 14 / pixel-shuffle 0.5 geometry, so one tile is 256 image to
 2-layer Qwen2, plus a local character-level tokenizer whose every id decodes to visible text.
 It is saved with ``save_pretrained`` and loaded back through the same ``from_pretrained`` path a
 real checkpoint takes. Seeded, so every build writes the same weights.
+
+Its chat template and ``processor_config.json`` follow the native ``-hf`` InternVL checkpoints
+(an image item renders as ``<IMG_CONTEXT>\n``; ``InternVLProcessor`` with a GOT-OCR2 tiling image
+processor), so ``transformers serve`` can serve it to the OpenAI backend's tests. The processor
+config is plain JSON: writing it needs no torchvision, only loading it does.
 """
 
 from __future__ import annotations
@@ -29,10 +34,26 @@ TEXT = dict(model_type="qwen2", hidden_size=64, num_hidden_layers=2, num_attenti
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
-    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<image>\n"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}<IMG_CONTEXT>\n"
     "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+PROCESSOR_CONFIG = {
+    "processor_class": "InternVLProcessor",
+    "image_seq_length": 256,
+    "image_processor": {
+        "image_processor_type": "GotOcr2ImageProcessor", "crop_to_patches": True, "min_patches": 1,
+        "max_patches": 12, "size": {"height": 448, "width": 448}, "resample": 3, "do_resize": True,
+        "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": IMAGENET_MEAN,
+        "image_std": IMAGENET_STD, "do_convert_rgb": True,
+    },
+    "video_processor": {
+        "video_processor_type": "InternVLVideoProcessor", "size": {"height": 448, "width": 448}, "resample": 3,
+        "do_resize": True, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        "image_mean": IMAGENET_MEAN, "image_std": IMAGENET_STD, "do_convert_rgb": True, "do_sample_frames": False,
+    },
+}  # fmt: skip
 
 
 def cache_root() -> Path:
@@ -42,7 +63,7 @@ def cache_root() -> Path:
 def _spec_digest() -> str:
     import transformers
 
-    spec = [BUILD_SEED, SPECIAL_TOKENS, WORDS, VISION, TEXT, CHAT_TEMPLATE, transformers.__version__]
+    spec = [BUILD_SEED, SPECIAL_TOKENS, WORDS, VISION, TEXT, CHAT_TEMPLATE, PROCESSOR_CONFIG, transformers.__version__]
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -114,3 +135,4 @@ def build_tiny_model(directory: Path) -> None:
     logging.disable_progress_bar()
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
+    (directory / "processor_config.json").write_text(json.dumps(PROCESSOR_CONFIG, indent=2) + "\n", encoding="utf-8")
