@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from benchbench.backends.http_json import JsonHttp
 from benchbench.backends.lightllm_protocol import (
     LightLLMResult,
     StreamAccumulator,
@@ -33,18 +34,17 @@ class LightLLMClient:
         if parts.scheme != "http" or not parts.hostname:
             raise BackendError(f"lightllm url {url!r}: give it as http://HOST:PORT")
         self.url = url.rstrip("/")
-        self.host = parts.hostname
-        self.port = parts.port or 80
         self.timeout_s = timeout_s
+        self.http = JsonHttp("lightllm server", self.url, parts.hostname, parts.port or 80, timeout_s, ConnectionLost)
 
     def health(self) -> int:
         """HTTP status of GET /health (200 healthy, 503 not yet); raises when nothing answers."""
-        status, _body = self._exchange("GET", "/health", None)
+        status, _body = self.http.exchange("GET", "/health", None)
         return status
 
     def generate(self, body: dict[str, Any]) -> LightLLMResult:
         """POST /generate and parse the whole answer."""
-        status, raw = self._exchange("POST", "/generate", body)
+        status, raw = self.http.exchange("POST", "/generate", body)
         if status != 200:
             raise BackendError(f"lightllm server {self.url} refused /generate: {error_message(status, raw)}")
         try:
@@ -55,9 +55,9 @@ class LightLLMClient:
     def generate_stream(self, body: dict[str, Any], on_tokens: Callable[[int], None]) -> LightLLMResult:
         """POST /generate_stream, calling ``on_tokens(n)`` as each event arrives."""
         deadline = time.monotonic() + self.timeout_s
-        connection = self._connection()
+        connection = self.http.connection()
         try:
-            response = self._send(connection, "POST", "/generate_stream", body)
+            response = self.http.send(connection, "POST", "/generate_stream", body)
             if response.status != 200:
                 raise BackendError(
                     f"lightllm server {self.url} refused /generate_stream: {error_message(response.status, response.read())}"
@@ -80,47 +80,10 @@ class LightLLMClient:
             connection.close()
 
     def _read_line(self, response: http.client.HTTPResponse, accumulated: StreamAccumulator) -> bytes:
-        try:
-            line = response.readline(MAX_EVENT_BYTES)
-        except TimeoutError:
-            raise BackendError(
-                f"lightllm server {self.url}: no stream event for {self.timeout_s:g} s after "
-                f"{accumulated.output_tokens} token(s); raise the request timeout or check the server"
-            ) from None
-        except (OSError, http.client.HTTPException) as exc:
-            line, reason = b"", repr(exc)
-        else:
-            reason = "connection closed"
+        line = self.http.read_line(response, MAX_EVENT_BYTES, accumulated.output_tokens)
         if not line:
             raise ConnectionLost(
                 f"lightllm server {self.url}: stream ended after {accumulated.output_tokens} token(s) "
-                f"without finishing ({reason}); the server may have crashed"
+                "without finishing (connection closed); the server may have crashed"
             )
         return line
-
-    def _connection(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-
-    def _send(
-        self, connection: http.client.HTTPConnection, method: str, path: str, body: dict[str, Any] | None
-    ) -> http.client.HTTPResponse:
-        payload = None if body is None else json.dumps(body).encode("utf-8")
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        try:
-            connection.request(method, path, body=payload, headers=headers)
-            return connection.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
-            raise ConnectionLost(
-                f"cannot reach lightllm server {self.url}{path} ({exc!r}); start it or check the url"
-            ) from None
-
-    def _exchange(self, method: str, path: str, body: dict[str, Any] | None) -> tuple[int, bytes]:
-        connection = self._connection()
-        try:
-            response = self._send(connection, method, path, body)
-            try:
-                return response.status, response.read()
-            except (OSError, http.client.HTTPException) as exc:
-                raise ConnectionLost(f"lightllm server {self.url}{path}: answer cut off ({exc!r})") from None
-        finally:
-            connection.close()
