@@ -1,0 +1,187 @@
+"""OpenAI-compatible backend: any server with /v1/chat/completions (``transformers serve``,
+``lmdeploy serve api_server``, vLLM, SGLang, ...), given by its URL.
+
+Images travel as data URLs and are tiled inside the server. The ``dialect`` option picks the
+server-specific fields that force exactly N greedy tokens, set the tile budget and report token
+counts (``openai_protocol``; answers are parsed in ``openai_responses``); ``generic`` sends only
+the OpenAI standard, so neither is enforced there and the fairness check counts what came back.
+Image tokens come from the server's usage: its own image count where it reports one, else the
+prompt's growth over the same conversation without images (one cached text-only request per
+distinct conversation, made in ``prepare`` and marked in the record's details).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import Field
+
+from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
+from benchbench.backends.openai_client import OpenAIClient
+from benchbench.backends.openai_protocol import TRAITS, Dialect, baseline_body, request_body
+from benchbench.backends.openai_responses import ChatResult, infer_tiles
+from benchbench.errors import BackendError, BenchError
+from benchbench.workload import WorkloadRequest
+
+
+class OpenAIOptions(BackendOptions):
+    url: str = Field(description="server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted)")
+    model: str | None = Field(default=None, description="model name to request; default: the first of /v1/models")
+    api_key_env: str | None = Field(default=None, description="environment variable holding a bearer token")
+    dialect: Dialect = Field(default="generic", description="server family: which extra fields it understands")
+    stream: bool = True
+    request_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
+    server_adds_image_newline: bool = Field(
+        default=True, description="the server's template writes '\\n' after each image (InternVL's do)"
+    )
+    infer_image_tokens: bool = Field(default=True, description="measure image tokens with a text-only request")
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="fields merged into every request last")
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    body: dict[str, Any]
+    baseline_tokens: int | None
+    baseline_probe_s: float | None
+    tokens_per_tile: int
+
+
+class OpenAIBackend(Backend):
+    kind = "openai"
+    Options = OpenAIOptions
+    options: OpenAIOptions
+
+    client: OpenAIClient | None = None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        traits = TRAITS[self.options.dialect]
+        return Capabilities(
+            streams_tokens=self.options.stream,
+            preprocesses_inside_engine=True,
+            forces_exact_tokens=traits.forces_exact_tokens,
+            controls_tiles=traits.controls_tiles,
+            reports_token_ids=traits.reports_token_ids,
+        )
+
+    def load(self) -> dict[str, Any]:
+        self.client = OpenAIClient(self.options.url, self.options.request_timeout_s, self._api_key())
+        served = self.client.models()
+        self.model = self._pick_model(served)
+        self._baselines: dict[str, int] = {}
+        return {
+            "url": self.client.url,
+            "dialect": self.options.dialect,
+            "model": self.model,
+            "served_models": served,
+            "stream": self.options.stream,
+            "prompt_template": "the server's chat template",
+            "server_adds_image_newline": self.options.server_adds_image_newline,
+            "extra_body": self.options.extra_body,
+        }
+
+    def _api_key(self) -> str | None:
+        name = self.options.api_key_env
+        if name is None:
+            return None
+        if not os.environ.get(name):
+            raise BenchError(f"backend '{self.context.name}' (openai): environment variable {name} is unset or empty; export the API key there")
+        return os.environ[name]
+
+    def _pick_model(self, served: list[str] | None) -> str | None:
+        wanted = self.options.model
+        if served is None or (wanted is not None and wanted in served):
+            return wanted
+        if wanted is None:
+            if not served:
+                raise BackendError(f"openai server {self.client.url} lists no models at /v1/models; set the backend option model")
+            return served[0]
+        raise BenchError(
+            f"backend '{self.context.name}' (openai): model {wanted!r} is not served at {self.client.url} "
+            f"(it serves {', '.join(served) or 'nothing'}); set the option model to one of those"
+        )
+
+    def prepare(self, request: WorkloadRequest) -> PreparedChat:
+        options = self.options
+        body = request_body(request, self.model, options.dialect, options.stream, options.server_adds_image_newline, options.extra_body)
+        baseline, probe_s = None, None
+        if request.images and options.infer_image_tokens:
+            baseline, probe_s = self._baseline_tokens(body)
+        return PreparedChat(body, baseline, probe_s, request.tokens_per_tile)
+
+    def _baseline_tokens(self, body: dict[str, Any]) -> tuple[int | None, float | None]:
+        """Prompt tokens of the conversation without images: asked once per conversation, then cached."""
+        probe = baseline_body(body)
+        key = json.dumps(probe["messages"], sort_keys=True)
+        if key in self._baselines:
+            return self._baselines[key], None
+        started = time.perf_counter()
+        result = self.client.complete({**probe, **self.options.extra_body})
+        if result.prompt_tokens is None:
+            return None, time.perf_counter() - started
+        self._baselines[key] = result.prompt_tokens
+        return result.prompt_tokens, time.perf_counter() - started
+
+    def generate(self, prepared: PreparedChat, timer: TokenTimer) -> Generation:
+        if self.options.stream:
+            usage_per_chunk = TRAITS[self.options.dialect].usage_per_chunk
+            result = self.client.stream(prepared.body, timer.tokens, usage_per_chunk)
+        else:
+            result = self.client.complete(prepared.body)
+        tiles, image_tokens, image_details = _image_counts(result, prepared)
+        return Generation(
+            text=result.text,
+            output_tokens=result.output_tokens,
+            token_ids=result.token_ids,
+            input_tokens=result.prompt_tokens,
+            image_tokens=image_tokens,
+            tiles=tiles,
+            finish_reason=result.finish_reason,
+            details={
+                "prompt_template": "the server's chat template",
+                "dialect": self.options.dialect,
+                "output_tokens_source": result.output_tokens_source,
+                **_stream_details(result),
+                **image_details,
+            },
+        )
+
+    def close(self) -> None:
+        self.client = None
+
+
+def _image_counts(result: ChatResult, prepared: PreparedChat) -> tuple[int | None, int | None, dict[str, Any]]:
+    """(tiles, image tokens, details): the server's own image count, else the prompt's growth."""
+    per_tile = prepared.tokens_per_tile
+    details: dict[str, Any] = {}
+    if prepared.baseline_probe_s is not None:
+        details["text_baseline_probe_s"] = prepared.baseline_probe_s
+    if result.image_tokens_reported is not None:
+        details["image_tokens_source"] = "usage.prompt_tokens_details.image_tokens"
+        return result.image_tokens_reported // per_tile, result.image_tokens_reported, details
+    if result.prompt_tokens is None or prepared.baseline_tokens is None:
+        return None, None, details
+    tiles, wrapper = infer_tiles(result.prompt_tokens, prepared.baseline_tokens, per_tile)
+    details.update(
+        image_tokens_source="prompt_tokens minus a text-only request's",
+        text_only_prompt_tokens=prepared.baseline_tokens,
+        image_wrapper_tokens=wrapper,
+    )
+    return tiles, tiles * per_tile, details
+
+
+def _stream_details(result: ChatResult) -> dict[str, Any]:
+    """How the stream's per-chunk token counts were known, and whether they add up."""
+    if result.streamed_tokens is None:
+        return {}
+    details: dict[str, Any] = {"stream_count_source": result.stream_count_source, "streamed_tokens": result.streamed_tokens}
+    if result.streamed_tokens != result.output_tokens:
+        details["inter_token_warning"] = (
+            f"chunks accounted for {result.streamed_tokens} of {result.output_tokens} tokens; "
+            "inter-token times of multi-token chunks are not per token"
+        )
+    return details
