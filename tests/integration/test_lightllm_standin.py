@@ -23,8 +23,9 @@ from benchbench.errors import BackendError, BenchError
 from benchbench.launch import ServerError, ServerSpec, free_port, launch
 from benchbench.records import RecordSink, RequestRecord, read_records
 from benchbench.runner import RunSettings, run_backend
-from benchbench.scenario import BackendSpec, parse_scenario
-from benchbench.workload import build_workload
+from benchbench.scenario import BackendSpec
+from server_requests import RecordingTimer
+from server_requests import one_image_workload as a_workload
 
 STANDIN = Path(__file__).with_name("standin_lightllm.py")
 
@@ -61,35 +62,8 @@ def make_backend(tmp_path: Path, **values) -> LightLLMBackend:
     return LightLLMBackend(parse_options(LightLLMBackend, values, "lightllm"), context)
 
 
-def a_workload(max_new_tokens: int, requests: int = 1, warmup: int = 0):
-    """One 800x600 image per request (InternVL plans 7 tiles at max_num 6, LightLLM makes 5)."""
-    scenario = parse_scenario(
-        {
-            "name": "standin",
-            "images": {"synthetic": {"sizes": [[800, 600]]}},
-            "prompt": {"turns": [{"user": "<image>\nWhat is shown?"}]},
-            "requests": requests,
-            "warmup": warmup,
-            "max_new_tokens": max_new_tokens,
-        },
-        source="test",
-    )
-    return build_workload(scenario)
-
-
 def a_request(max_new_tokens: int = 6):
     return a_workload(max_new_tokens).measured[0]
-
-
-class RecordingTimer:
-    def __init__(self, on_token=None):
-        self.counts: list[int] = []
-        self.on_token = on_token
-
-    def tokens(self, count: int = 1) -> None:
-        self.counts.append(count)
-        if self.on_token:
-            self.on_token(len(self.counts))
 
 
 def pids_in_log(log: Path) -> list[int]:

@@ -1,0 +1,121 @@
+"""StandInOpenAIServer: a stand-in for an OpenAI-compatible chat server, NOT a real engine.
+
+A real HTTP server on 127.0.0.1 in its own process, answering GET /v1/models and
+POST /v1/chat/completions (streamed as ``data: {chunk}`` lines ending in ``data: [DONE]``, or as one
+JSON answer) in the shapes vLLM and LMDeploy send. It computes nothing: token i has the text
+`` t{i}``; a finish chunk, then a usage-only chunk when ``stream_options.include_usage`` asks for it.
+``prompt_tokens`` is 10 plus, per image, 3 wrapper tokens and 256 per tile (``STANDIN_TILES``).
+It stops after ``max_tokens`` tokens.
+
+Behaviour switches (environment):
+  STANDIN_TOKEN_DELAY_S  pause before each streamed token
+  STANDIN_TILES          tiles it claims per image (default 7)
+  STANDIN_STRICT         refuse keys outside the OpenAI standard with HTTP 422, as transformers serve does
+  STANDIN_MODEL          the one model id it serves (default "standin-model")
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STANDARD_KEYS = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "seed", "stream",
+                 "stream_options", "top_p", "stop"}  # fmt: skip
+
+
+class StandInOpenAIServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int):
+        super().__init__((host, port), _Handler)
+        self.model = os.environ.get("STANDIN_MODEL", "standin-model")
+        self.tiles = int(os.environ.get("STANDIN_TILES", "7"))
+        self.delay_s = float(os.environ.get("STANDIN_TOKEN_DELAY_S", "0"))
+        self.strict = bool(os.environ.get("STANDIN_STRICT"))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: StandInOpenAIServer
+
+    def log_message(self, format: str, *args) -> None:
+        sys.stderr.write("stand-in: " + format % args + "\n")
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/models":
+            self._json(200, {"object": "list", "data": [{"id": self.server.model, "object": "model"}]})
+        elif self.path == "/health":
+            self._json(200, {"status": "ok"})
+        else:
+            self._json(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:
+        if self.path != "/v1/chat/completions":
+            self._json(404, {"detail": "Not Found"})
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        unexpected = set(body) - STANDARD_KEYS
+        if self.server.strict and unexpected:
+            self._json(422, {"detail": f"Unexpected fields in the request: {sorted(unexpected)}"})
+            return
+        images = sum(
+            part.get("type") == "image_url"
+            for message in body["messages"]
+            if isinstance(message["content"], list)
+            for part in message["content"]
+        )
+        usage = {"prompt_tokens": 10 + images * (3 + 256 * self.server.tiles), "completion_tokens": body["max_tokens"]}
+        if body.get("stream"):
+            self._stream(body, usage)
+        else:
+            text = "".join(f" t{i}" for i in range(body["max_tokens"]))
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "length"}
+            self._json(200, {"id": "c", "object": "chat.completion", "choices": [choice], "usage": usage})
+
+    def _stream(self, body: dict, usage: dict) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        for i in range(body["max_tokens"]):
+            time.sleep(self.server.delay_s)
+            self._event({"choices": [{"index": 0, "delta": {"content": f" t{i}"}}]})
+        self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            self._event({"choices": [], "usage": usage})
+        self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")
+
+    def _event(self, chunk: dict) -> None:
+        self._chunk(f"data: {json.dumps({'id': 'c', 'object': 'chat.completion.chunk', **chunk})}\n\n".encode())
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _json(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="StandInOpenAIServer")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    server = StandInOpenAIServer(args.host, args.port)
+    print(f"StandInOpenAIServer pid {os.getpid()} on {args.host}:{args.port}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
