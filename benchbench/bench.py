@@ -55,6 +55,30 @@ def backend_specs(kinds: tuple[str, ...], url: str | None) -> list[dict]:
     return specs
 
 
+def set_backend_options(specs: list[dict], assignments: list[str]) -> list[dict]:
+    """Apply ``NAME.KEY=VALUE`` assignments to backend specs; NAME is a backend's label or kind,
+    VALUE is read as YAML (``true``, ``2``, ``transformers``)."""
+    import yaml
+
+    specs = [{**spec, "options": dict(spec.get("options") or {})} for spec in specs]
+    for assignment in assignments:
+        target, _, value = assignment.partition("=")
+        name, _, key = target.partition(".")
+        if not (name and key and _):
+            raise BenchError(f"--option {assignment}: write BACKEND.KEY=VALUE, e.g. openai.dialect=transformers")
+        matches = [spec for spec in specs if name in (spec.get("label"), spec["kind"])]
+        if not matches:
+            known = ", ".join(spec.get("label") or spec["kind"] for spec in specs)
+            raise BenchError(f"--option {assignment}: no backend named '{name}' in this run (backends: {known})")
+        try:
+            parsed = yaml.safe_load(value) if value else ""
+        except yaml.YAMLError:
+            parsed = value
+        for spec in matches:
+            spec["options"][key] = parsed
+    return specs
+
+
 def check_backends(scenario: Scenario) -> None:
     """Fail before anything runs if a backend kind or option is wrong."""
     for spec in scenario.backends:

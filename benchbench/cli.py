@@ -23,7 +23,7 @@ def friendly_errors(command):
         try:
             return command(*args, **kwargs)
         except BenchError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {exc}".replace("\n", "\\n"), err=True)  # always one line
             sys.exit(EXIT_BAD_INPUT)
 
     return wrapper
@@ -49,6 +49,8 @@ def main() -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default placement for in-process engines.")
 @click.option("--request-timeout", type=float, default=None, help="Seconds one request may take [600].")
 @click.option("--backend-timeout", type=float, default=None, help="Seconds one backend may take in all [none].")
+@click.option("--option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
+              help="Set a backend option, e.g. openai.dialect=transformers (repeatable).")
 @click.option("--load-8bit", is_flag=True, help="Transformers backends: 8-bit weights (bitsandbytes, CUDA).")
 @click.option("--load-4bit", is_flag=True, help="Transformers backends: 4-bit weights (bitsandbytes, CUDA).")
 @click.option("--trust-remote-code", is_flag=True, help="Allow remote-code checkpoints (recorded in the manifest).")
@@ -59,7 +61,7 @@ def main() -> None:
               help="gates.yaml naming a baseline: gate the run (exit 0 pass, 1 regression, 2 cannot judge).")
 @friendly_errors
 def run(scenario_name, model, backends, url, output_dir, requests, warmup, repeats, max_new_tokens, dtype, device,
-        request_timeout, backend_timeout, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
+        request_timeout, backend_timeout, backend_options, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
         gates_path) -> None:
     """Run a scenario through its backends and write a report."""
     from benchbench import bench
@@ -79,12 +81,11 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
             overrides["backends"] = bench.backend_specs(backends, url)
         elif url:
             raise BenchError("--url goes with --backend openai or --backend lightllm")
-        if load_8bit or load_4bit:
-            quantised = {"load_8bit": load_8bit, "load_4bit": load_4bit}
-            overrides["backends"] = [
-                {**spec, "options": {**spec["options"], **quantised}} if spec["kind"] == "transformers" else spec
-                for spec in overrides.get("backends") or [b.model_dump() for b in scenario.backends]
-            ]
+        assignments = [*backend_options]
+        assignments += [f"transformers.{flag}=true" for flag, on in (("load_8bit", load_8bit), ("load_4bit", load_4bit)) if on]
+        if assignments:
+            specs = overrides.get("backends") or [b.model_dump() for b in scenario.backends]
+            overrides["backends"] = bench.set_backend_options(specs, assignments)
         if request_timeout or backend_timeout:
             overrides["timeouts"] = {**scenario.timeouts.model_dump(), "request_s": request_timeout or scenario.timeouts.request_s,
                                      "backend_s": backend_timeout or scenario.timeouts.backend_s}

@@ -168,7 +168,7 @@ def parse_scenario(data: Any, source: str) -> Scenario:
 def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        field = ".".join(str(part) for part in error["loc"]).encode("unicode_escape").decode() or "(top level)"
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "unknown field; remove it or check its spelling"
