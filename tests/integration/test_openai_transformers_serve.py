@@ -87,8 +87,12 @@ def test_every_10x_image_request_is_exact_fair_and_streamed(served, tmp_path):
         assert (record.output_tokens, record.finish_reason) == (32, "length")
         # The server's tiling (GOT-OCR2 image processor) matches InternVL's plan on every aspect ratio.
         assert record.tiles == record.tiles_planned and record.image_tokens == record.image_tokens_planned
-        assert 0 < record.ttft_s < record.e2e_s and len(record.inter_token_s) == 31
-        assert record.details["stream_count_source"] == "one per content chunk" and record.details["streamed_tokens"] == 32
+        # One content chunk per token, except tokens whose text the server skips (the tiny model
+        # emits special tokens such as <|im_start|>): then the record says the chunks fell short.
+        streamed = record.details["streamed_tokens"]
+        assert 0 < record.ttft_s < record.e2e_s and len(record.inter_token_s) == streamed - 1
+        assert record.details["stream_count_source"] == "one per content chunk" and 24 <= streamed <= 32
+        assert ("inter_token_warning" in record.details) == (streamed < 32)
         assert record.details["image_wrapper_tokens"] == 3  # <img>, </img> and the template's newline
     assert "text_baseline_probe_s" in records[0].details and "text_baseline_probe_s" not in records[1].details
 
