@@ -39,6 +39,7 @@ class RequestRecord(BaseModel):
     backend_kind: str
     phase: Literal["warmup", "measure"]
     request_id: str
+    turn: int = 1
     repeat: int
     started_at: float
     max_tiles: int

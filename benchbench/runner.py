@@ -69,6 +69,7 @@ def measure_request(backend: Backend, request: WorkloadRequest, repeat: int) -> 
         backend_kind=backend.kind,
         phase=request.phase,
         request_id=request.request_id,
+        turn=request.turn,
         repeat=repeat,
         started_at=started_at,
         max_tiles=request.tiling.max_num,

@@ -51,6 +51,7 @@ class WorkloadRequest:
     tiling: TilingConfig
     tokens_per_tile: int
     seed: int
+    turn: int = 1  # which user turn is generated; the messages already define it, so not hashed
 
     @property
     def tiles_per_image(self) -> tuple[int, ...]:
@@ -198,6 +199,7 @@ def _conversation_requests(
                     tiling=tiling,
                     tokens_per_tile=scenario.tiling.tokens_per_tile,
                     seed=scenario.seed,
+                    turn=turn_index + 1,
                 )
             )
     return requests

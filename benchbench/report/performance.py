@@ -129,6 +129,28 @@ def _triple(values: list[float | None], quantiles: tuple[float, ...], note: str 
     return " / ".join(number(v) for v in percentiles(known, quantiles).values()) + note
 
 
+def turns_section(data: ReportInput) -> Section | None:
+    """TTFT per conversation turn (multi-turn): later turns resend the same image."""
+    rows = []
+    for view in data.backends:
+        records = data.measured(view.key)
+        turns = sorted({r.turn for r in records})
+        if len(turns) < 2:
+            continue
+        for turn in turns:
+            group = [r for r in records if r.turn == turn]
+            inputs = [r.input_tokens for r in group if r.input_tokens is not None]
+            rows.append(cells(view.label, turn, len(group), number(sum(inputs) / len(inputs)) if inputs else "n/a",
+                              _triple([r.ttft_s for r in group], (50, 90)), _triple([r.e2e_s for r in group], (50,))))
+    if not rows:
+        return None
+    caption = ("A later turn carries the earlier turns (and their image) again, so its prompt is longer; an engine "
+               "with an image-embedding cache (LightLLM) answers it with the cache warm, which shows as a TTFT "
+               "that grows less than the prompt.")
+    headers = ["backend", "turn", "requests", "input tokens (mean)", "TTFT p50 / p90 (s)", "end-to-end p50 (s)"]
+    return Section("turns", "Conversation turns", [Table(headers, rows, caption)])
+
+
 def sweep_section(data: ReportInput, out_dir: Path) -> Section | None:
     """Throughput and TTFT per tile budget, when a backend ran several budgets (tiles-sweep)."""
     points = {view.key: sweep_points(view.key, data.measured(view.key)) for view in data.backends}

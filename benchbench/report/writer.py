@@ -21,6 +21,7 @@ from benchbench.report.performance import (
     latency_section,
     option_sweep_sections,
     sweep_section,
+    turns_section,
     throughputs,
 )
 from benchbench.report.provenance import provenance_section
@@ -56,9 +57,7 @@ def _write(data: ReportInput, out_dir: Path, title: str) -> Path:
     flagged = any(getattr(block, "tone", "") == "bad" for block in checks)
     sections = [Section("checks", "Problems: read first" if flagged else "Checks", checks),
                 headline_section(data, results, out_dir), latency_section(data, out_dir)]
-    sweep = sweep_section(data, out_dir)
-    if sweep is not None:
-        sections.append(sweep)
+    sections += [section for section in (turns_section(data), sweep_section(data, out_dir)) if section is not None]
     sections += option_sweep_sections(data, results, out_dir)
     sections += [fairness_section(data), outputs_section(data, out_dir), provenance_section(data)]
     document = Document(title, _subtitle(data), _generated_line(), sections)

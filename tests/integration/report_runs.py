@@ -40,6 +40,23 @@ backends:
     options: {sleep_per_token_s: 0.004}
 """
 
+MULTI_TURN = """
+name: report-multi-turn
+description: Two turns about the same image, for the report's turns section.
+seed: 0
+images:
+  synthetic:
+    sizes: [[800, 600], [448, 448]]
+prompt:
+  turns:
+    - user: "<image>\\nDescribe this image."
+      assistant: "Gradients and shapes."
+    - user: "Which colour is largest?"
+requests: 2
+warmup: 0
+max_new_tokens: 4
+"""
+
 TILES_SWEEP = """
 name: report-tiles-sweep
 description: Two tile budgets, one repeat, for the report's sweep section.

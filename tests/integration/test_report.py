@@ -6,7 +6,7 @@ import csv
 import re
 
 import pytest
-from report_runs import TILES_SWEEP, TWO_BACKENDS, diverge_first_answer, edited_copy, run_scenario
+from report_runs import MULTI_TURN, TILES_SWEEP, TWO_BACKENDS, diverge_first_answer, edited_copy, run_scenario
 
 pytestmark = pytest.mark.slow
 
@@ -180,3 +180,11 @@ def test_backends_differing_in_one_numeric_option_get_a_sweep_section(two_backen
     assert "## Sweep over sleep\\_per\\_token\\_s" in markdown
     assert re.search(r"\| transformers \| 0\.0 \| .* \|\n\| transformers-slow \| 0\.004 \| ", markdown)
     assert (copy / "sweep_1.png").stat().st_size > 0
+
+
+def test_multi_turn_report_shows_ttft_per_turn_with_the_longer_second_prompt(tmp_path_factory):
+    markdown = (run_scenario(tmp_path_factory.mktemp("turns"), MULTI_TURN) / "report.md").read_text()
+    turns = markdown.split("## Conversation turns", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"\| transformers \| (\d) \| 2 \| ([\d.,]+) \|", turns)
+    assert [turn for turn, _ in rows] == ["1", "2"]
+    assert float(rows[1][1].replace(",", "")) > float(rows[0][1].replace(",", ""))  # turn 2 carries turn 1 and its image again
