@@ -8,6 +8,7 @@ from typing import Any
 from benchbench.records import BackendOutcome, RequestRecord
 from benchbench.report.document import Block, Cell, Code, Note, Section, Table, cells
 from benchbench.report.inputs import BackendView, ReportInput
+from benchbench.report.outputs import backend_pairs
 
 STATUS_WORDS = {"failed": "FAILED", "interrupted": "INTERRUPTED", "running": "DID NOT FINISH", "pending": "DID NOT RUN"}
 EXAMPLE_IDS = 5
@@ -45,6 +46,7 @@ def problems(data: ReportInput) -> list[Block]:
         count = len(data.backends)
         blocks.append(Note(f"all {count} backend(s) finished, and every measured request produced the planned tokens, "
                            "tiles and image tokens (where the engine reports them)", "good", "Fair run"))
+    blocks += _disagreement_notes(data)
     for view in data.backends:
         unchecked = sorted({item for r in data.measured(view.key) for item in r.fairness.unchecked})
         if unchecked:
@@ -142,3 +144,17 @@ def placement(outcome: BackendOutcome) -> str:
     if tp:
         parts.append(f"tp={tp}")
     return ", ".join(parts) or "not reported"
+
+
+def _disagreement_notes(data: ReportInput) -> list[Block]:
+    """Pairs of backends whose outputs differ: greedy decoding of one model should agree."""
+    notes = []
+    for (a, b), results in backend_pairs(data).items():
+        differing = [r for r in results if not r.comparison.exact_match]
+        if differing:
+            first = min(differing, key=lambda r: r.comparison.first_divergence or 0)
+            notes.append(Note(
+                f"{data.label(a)} vs {data.label(b)}: {len(results) - len(differing)} of {len(results)} requests "
+                f"identical; earliest divergence at {first.basis[:-1]} {first.comparison.first_divergence} of "
+                f"{first.request_id} (see Output consistency)", "warn", "Outputs differ"))
+    return notes

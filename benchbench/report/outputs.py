@@ -22,12 +22,18 @@ TOKEN_WINDOW = 4
 CSV_NAME = "consistency.csv"
 
 
+def backend_pairs(data: ReportInput) -> dict[tuple[str, str], list[RequestConsistency]]:
+    """Every pair of backends with measurements that ran the same workload, compared request by request."""
+    views = [view for view in data.backends if data.measured(view.key)]
+    return {(a.key, b.key): compare_backends(data.records, a.key, b.key)
+            for a, b in itertools.combinations(views, 2)
+            if a.run.manifest.workload_hash == b.run.manifest.workload_hash}
+
+
 def outputs_section(data: ReportInput, out_dir: Path) -> Section:
     section = Section("consistency", "Output consistency")
     views = [view for view in data.backends if data.measured(view.key)]
-    pairs = {(a.key, b.key): compare_backends(data.records, a.key, b.key)
-             for a, b in itertools.combinations(views, 2)
-             if a.run.manifest.workload_hash == b.run.manifest.workload_hash}
+    pairs = backend_pairs(data)
     stability = {view.key: repeat_stability(data.records, view.key) for view in views}
     _write_csv(out_dir / CSV_NAME, data, pairs)
     if len(views) < 2:

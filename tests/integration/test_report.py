@@ -188,3 +188,11 @@ def test_multi_turn_report_shows_ttft_per_turn_with_the_longer_second_prompt(tmp
     rows = re.findall(r"\| transformers \| (\d) \| 2 \| ([\d.,]+) \|", turns)
     assert [turn for turn, _ in rows] == ["1", "2"]
     assert float(rows[1][1].replace(",", "")) > float(rows[0][1].replace(",", ""))  # turn 2 carries turn 1 and its image again
+
+
+def test_differing_outputs_are_flagged_among_the_checks(two_backend_run, tmp_path, benchbench_cli):
+    copy = edited_copy(two_backend_run, tmp_path / "diverged", diverge_first_answer)
+    assert benchbench_cli("report", str(copy)).returncode == 0
+    checks = (copy / "report.md").read_text().split("## Headline", 1)[0]
+    assert "**Outputs differ:** transformers vs transformers-slow:" in checks
+    assert "Outputs differ" not in (two_backend_run / "report.md").read_text().split("## Headline", 1)[0]
