@@ -16,8 +16,9 @@ from PIL import Image, UnidentifiedImageError
 
 from benchbench.errors import ImageError
 
-IMAGENET_MEAN = np.array((0.485, 0.456, 0.406), dtype=np.float32)
-IMAGENET_STD = np.array((0.229, 0.224, 0.225), dtype=np.float32)
+IMAGENET_MEAN_RGB, IMAGENET_STD_RGB = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+IMAGENET_MEAN = np.array(IMAGENET_MEAN_RGB, dtype=np.float32)
+IMAGENET_STD = np.array(IMAGENET_STD_RGB, dtype=np.float32)
 MAX_IMAGE_PIXELS = 64_000_000  # decompression-bomb cap: far above any real VLM input
 
 

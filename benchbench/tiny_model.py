@@ -22,6 +22,7 @@ import string
 import tempfile
 from pathlib import Path
 
+from benchbench.imaging import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from benchbench.prompt import IMG_CONTEXT, IMG_END, IMG_START
 
 BUILD_SEED = 1234
@@ -40,7 +41,7 @@ CHAT_TEMPLATE = (
     "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{% endfor %}{% endif %}"
     "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+IMAGENET_MEAN, IMAGENET_STD = list(IMAGENET_MEAN_RGB), list(IMAGENET_STD_RGB)
 PROCESSOR_CONFIG = {
     "processor_class": "InternVLProcessor",
     "image_seq_length": 256,
