@@ -122,15 +122,22 @@ def start_run(
     return manifest
 
 
-def load_for_resume(run_dir: Path) -> tuple[Scenario, Manifest]:
-    """The scenario and manifest of an unfinished run, refusing one whose workload no longer matches."""
-    manifest = read_manifest(run_dir)
+def recorded_workload(run_dir: Path, manifest: Manifest) -> tuple[Scenario, Workload]:
+    """The scenario and workload a run folder recorded, rebuilt; refused if the workload no longer matches."""
     scenario = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}")
-    if build_workload(scenario).hash != manifest.workload_hash:
+    workload = build_workload(scenario)
+    if workload.hash != manifest.workload_hash:
         raise BenchError(f"run folder {run_dir}: its workload hash no longer matches (image files changed); start a new run")
+    return scenario, workload
+
+
+def load_for_resume(run_dir: Path) -> tuple[Scenario, Workload, Manifest]:
+    """The scenario, workload and manifest of an unfinished run."""
+    manifest = read_manifest(run_dir)
+    scenario, workload = recorded_workload(run_dir, manifest)
     if all(outcome.status == "ok" for outcome in manifest.backends):
         raise BenchError(f"run folder {run_dir}: every backend already finished; nothing to resume")
-    return scenario, manifest
+    return scenario, workload, manifest
 
 
 def run_backends(

@@ -71,8 +71,8 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
 
     gates = _gates_for_run(gates_path) if gates_path else None
     if resume_dir:
-        scenario, manifest = bench.load_for_resume(resume_dir)
-        workload, run_dir = build_workload(scenario), resume_dir
+        scenario, workload, manifest = bench.load_for_resume(resume_dir)
+        run_dir = resume_dir
     else:
         scenario = load_scenario(scenario_name)
         overrides = dict(requests=requests, warmup=warmup, repeats=repeats or (gates and gates.repeats),
@@ -86,9 +86,10 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
         if assignments:
             specs = overrides.get("backends") or [b.model_dump() for b in scenario.backends]
             overrides["backends"] = bench.set_backend_options(specs, assignments)
-        if request_timeout or backend_timeout:
-            overrides["timeouts"] = {**scenario.timeouts.model_dump(), "request_s": request_timeout or scenario.timeouts.request_s,
-                                     "backend_s": backend_timeout or scenario.timeouts.backend_s}
+        timeouts = {"request_s": request_timeout, "backend_s": backend_timeout}
+        if any(value is not None for value in timeouts.values()):
+            overrides["timeouts"] = {**scenario.timeouts.model_dump(),
+                                     **{key: value for key, value in timeouts.items() if value is not None}}
         scenario = scenario.with_overrides(**overrides)
         bench.check_backends(scenario)
         model_path, model_info = bench.resolve_model(model)
@@ -147,12 +148,12 @@ class _progress:
 
 
 def _print_outcome(run_dir: Path, manifest) -> None:
-    from benchbench.records import read_records
+    import pandas as pd
+
     from benchbench.report import write_report
-    from benchbench.summary import summarize
 
     report_path = write_report(run_dir)
-    summary = summarize(read_records(run_dir))
+    summary = pd.read_csv(run_dir / "summary.csv")  # the report's own summary, not computed again
     columns = {"backend": "backend", "requests": "requests", "unfair_requests": "unfair", "req_s": "req/s",
                "output_tok_s": "out tok/s", "preprocess_s_median": "preproc s", "ttft_s_median": "TTFT s",
                "e2e_s_median": "e2e s"}

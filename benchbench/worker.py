@@ -13,11 +13,11 @@ import os
 import sys
 from pathlib import Path
 
+from benchbench.bench import recorded_workload
 from benchbench.errors import BenchError
 from benchbench.records import BackendOutcome, RecordSink, RequestRecord, read_manifest, read_records
 from benchbench.runner import RunSettings, run_backend
 from benchbench.scenario import parse_scenario
-from benchbench.workload import build_workload
 
 
 def _event_stream():
@@ -33,13 +33,9 @@ def run_worker(run_dir: Path, index: int, events) -> None:
         events.write(json.dumps({"event": event, key: payload.model_dump(mode="json")}) + "\n")
 
     manifest = read_manifest(run_dir)
-    scenario = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}")
-    spec = scenario.backends[index]
+    spec = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}").backends[index]
     try:
-        workload = build_workload(scenario)
-        if workload.hash != manifest.workload_hash:
-            raise BenchError(f"run folder {run_dir}: the workload rebuilt here differs from the recorded one; "
-                             "image files changed since the run started")
+        _, workload = recorded_workload(run_dir, manifest)
         done = frozenset(
             (r.request_id, r.repeat) for r in read_records(run_dir) if r.backend == spec.name and r.phase == "measure"
         )
