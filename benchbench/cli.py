@@ -64,10 +64,10 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
         request_timeout, backend_timeout, backend_options, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
         gates_path) -> None:
     """Run a scenario through its backends and write a report."""
-    from benchbench import bench
-    from benchbench.runner import RunSettings
-    from benchbench.scenario import load_scenario
-    from benchbench.workload import build_workload
+    from benchbench.execution import bench
+    from benchbench.execution.runner import RunSettings
+    from benchbench.config.scenario import load_scenario
+    from benchbench.workload.build import build_workload
 
     gates = _gates_for_run(gates_path) if gates_path else None
     if resume_dir:
@@ -171,7 +171,7 @@ def _print_outcome(run_dir: Path, manifest) -> None:
 @main.command()
 def scenarios() -> None:
     """List the built-in scenarios."""
-    from benchbench.scenario import builtin_names, load_scenario
+    from benchbench.config.scenario import builtin_names, load_scenario
 
     for name in builtin_names():
         scenario = load_scenario(name)
@@ -187,7 +187,7 @@ def scenarios() -> None:
 @friendly_errors
 def devicemap(layers, model_name, gpus, vit_alpha, family) -> None:
     """Print InternVL's split_model device map for a GPU count."""
-    from benchbench.devicemap import layers_for_model, split_model_plan
+    from benchbench.models.devicemap import layers_for_model, split_model_plan
 
     if (layers is None) == (model_name is None):
         raise BenchError("devicemap: give exactly one of --layers or --model-name")
@@ -218,7 +218,7 @@ def compare(run_dirs: tuple[Path, ...], output_dir: Path | None, reference: str 
     """One report across run folders (e.g. before and after an upgrade)."""
     import datetime as dt
 
-    from benchbench.bench import REPORTS_ROOT
+    from benchbench.execution.bench import REPORTS_ROOT
     from benchbench.report import write_comparison
 
     if len(run_dirs) < 2:
@@ -238,8 +238,8 @@ def baseline() -> None:
 @friendly_errors
 def baseline_save(run_dir: Path, path: Path) -> None:
     """Store what a gate needs from a finished, fair run: repeat-level samples, outputs, workload, environment."""
-    from benchbench.baseline import check_fit_for_baseline, save_baseline, snapshot_run
-    from benchbench.gate_rules import DEFAULT_REPEATS
+    from benchbench.gate.baseline import check_fit_for_baseline, save_baseline, snapshot_run
+    from benchbench.gate.rules import DEFAULT_REPEATS
 
     saved = snapshot_run(run_dir)
     check_fit_for_baseline(saved)
@@ -264,7 +264,7 @@ def baseline_save(run_dir: Path, path: Path) -> None:
 @friendly_errors
 def gate(run_dir, baseline_path, rule_texts, gates_path, junit, markdown_path, allow_different_hardware) -> None:
     """Gate a run against a baseline: exit 0 pass, 1 regression, 2 cannot judge."""
-    from benchbench.gate_rules import load_gate_file, merge_rules, parse_rule
+    from benchbench.gate.rules import load_gate_file, merge_rules, parse_rule
 
     gates = load_gate_file(gates_path) if gates_path else None
     rules = merge_rules(gates.rules if gates else [], [parse_rule(text) for text in rule_texts])
@@ -280,10 +280,10 @@ def _gate(run_dir: Path, baseline_path: Path, rules: list, allow_different_hardw
     """Judge the run, print the table, write the Markdown/JUnit outputs; the gate's exit code."""
     import os
 
-    from benchbench import gate_report
-    from benchbench.baseline import load_baseline, snapshot_run
-    from benchbench.gate import evaluate
-    from benchbench.gate_rules import default_rules
+    from benchbench.gate import output as gate_report
+    from benchbench.gate.baseline import load_baseline, snapshot_run
+    from benchbench.gate.judge import evaluate
+    from benchbench.gate.rules import default_rules
 
     result = evaluate(load_baseline(baseline_path), snapshot_run(run_dir), rules or default_rules(), allow_different_hardware)
     click.echo(gate_report.console(result, str(baseline_path), str(run_dir)))
@@ -298,8 +298,8 @@ def _gate(run_dir: Path, baseline_path: Path, rules: list, allow_different_hardw
 
 def _gates_for_run(gates_path: Path):
     """The gates file of ``run --gate``, its baseline read up front so a bad one fails before the run."""
-    from benchbench.baseline import load_baseline
-    from benchbench.gate_rules import load_gate_file
+    from benchbench.gate.baseline import load_baseline
+    from benchbench.gate.rules import load_gate_file
 
     gates = load_gate_file(gates_path)
     if gates.baseline is None:

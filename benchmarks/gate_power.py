@@ -2,7 +2,7 @@
 
 Each trial draws a baseline and a run of repeat-level ``output_tok_s`` samples with the given
 run-to-run noise (coefficient of variation) and judges them with the gate's own code
-(``benchbench.gate.judge_relative``, the rule ``output_tok_s: -5%``). Reported: the false-alarm
+(``benchbench.gate.judge.judge_relative``, the rule ``output_tok_s: -5%``). Reported: the false-alarm
 rate when nothing changed and the detection rate of a 10% throughput drop, each with a 95%
 Wilson interval. Targets: false alarms <= 1%, detection >= 95%; exit 1 if a target is missed.
 
@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchbench.baseline import BackendSnapshot  # noqa: E402
-from benchbench.gate import Status, judge_relative  # noqa: E402
-from benchbench.gate_rules import DEFAULT_REPEATS, parse_rule  # noqa: E402
+from benchbench.gate.baseline import BackendSnapshot  # noqa: E402
+from benchbench.gate.judge import Status, judge_relative  # noqa: E402
+from benchbench.gate.rules import DEFAULT_REPEATS, parse_rule  # noqa: E402
 
 MAX_FALSE_ALARMS = 0.01
 MIN_DETECTION = 0.95
@@ -77,7 +77,7 @@ def main() -> int:
     detection = flagged_rate(args, 1.0 - args.regression, args.trials // 4, args.seed + 1)
     ok_alarms, ok_detection = false_alarms <= MAX_FALSE_ALARMS, detection >= MIN_DETECTION
     print(f"rule '{args.rule}', {args.repeats} repeats per run, {args.noise} noise CV {args.cv:.0%}, "
-          f"gate decision from benchbench.gate ({time.perf_counter() - start:.0f} s)")
+          f"gate decision from benchbench.gate.judge ({time.perf_counter() - start:.0f} s)")
     for label, rate, trials, target, ok in (
         ("false alarms, no change", false_alarms, args.trials, f"<= {MAX_FALSE_ALARMS:.0%}", ok_alarms),
         (f"detection, {args.regression:.0%} drop", detection, args.trials // 4, f">= {MIN_DETECTION:.0%}", ok_detection),

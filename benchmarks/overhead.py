@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchbench.backends.base import BackendContext  # noqa: E402
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions  # noqa: E402
-from benchbench.runner import measure_request  # noqa: E402
-from benchbench.scenario import load_scenario  # noqa: E402
-from benchbench.tiny_model import ensure_tiny_model  # noqa: E402
-from benchbench.workload import build_workload  # noqa: E402
+from benchbench.execution.runner import measure_request  # noqa: E402
+from benchbench.config.scenario import load_scenario  # noqa: E402
+from benchbench.models.tiny import ensure_tiny_model  # noqa: E402
+from benchbench.workload.build import build_workload  # noqa: E402
 
 
 def bare_loop(backend: TransformersBackend, requests) -> float:

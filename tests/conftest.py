@@ -22,7 +22,7 @@ def benchbench_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(benchbench_cache) -> Path:
-    from benchbench.tiny_model import ensure_tiny_model
+    from benchbench.models.tiny import ensure_tiny_model
 
     return ensure_tiny_model()
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from benchbench.errors import BenchError
-from benchbench.workload import WorkloadRequest
+from benchbench.workload.build import WorkloadRequest
 
 
 @dataclass(frozen=True)

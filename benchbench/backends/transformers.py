@@ -17,9 +17,9 @@ from pydantic import Field, model_validator
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
 from benchbench.errors import BenchError, ModelError
-from benchbench.imaging import preprocess_image
-from benchbench.prompt import IMG_CONTEXT, TEMPLATE_NAME, expanded_image_text, render_prompt
-from benchbench.workload import WorkloadRequest
+from benchbench.workload.imaging import preprocess_image
+from benchbench.workload.prompt import IMG_CONTEXT, TEMPLATE_NAME, expanded_image_text, render_prompt
+from benchbench.workload.build import WorkloadRequest
 
 Placement = Literal["default", "cpu", "cuda", "auto", "split"]
 
@@ -137,7 +137,7 @@ class TransformersBackend(Backend):
                 load_in_8bit=self.options.load_8bit, load_in_4bit=self.options.load_4bit
             )
         if placement == "split":
-            from benchbench.devicemap import split_model_plan
+            from benchbench.models.devicemap import split_model_plan
 
             layers = _num_llm_layers(config)
             family = "remote" if self.remote_code else "hf"

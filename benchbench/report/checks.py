@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from benchbench.records import BackendOutcome, RequestRecord
+from benchbench.results.records import BackendOutcome, RequestRecord
 from benchbench.report.document import Block, Cell, Code, Note, Section, Table, cells
 from benchbench.report.inputs import BackendView, ReportInput
 from benchbench.report.outputs import backend_pairs

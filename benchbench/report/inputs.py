@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchbench.errors import BenchError
-from benchbench.records import BackendOutcome, Manifest, RequestRecord, read_manifest, read_records
+from benchbench.results.records import BackendOutcome, Manifest, RequestRecord, read_manifest, read_records
 
 STAND_IN_SUFFIX = " (stand-in)"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")

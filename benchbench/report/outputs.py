@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchbench.consistency import RequestConsistency, common_prefix, compare_backends, repeat_stability
+from benchbench.results.consistency import RequestConsistency, common_prefix, compare_backends, repeat_stability
 from benchbench.report import plots
 from benchbench.report.document import Block, Cell, Figure, Note, Section, Side, SideBySide, Table, cells, number
 from benchbench.report.inputs import BackendView, ReportInput

@@ -10,7 +10,7 @@ from benchbench.report import plots
 from benchbench.report.document import Block, Cell, Figure, Note, Section, Table, cells, number
 from benchbench.report.inputs import BackendView, ReportInput
 from benchbench.report.throughput import Throughput, relative, sweep_points, throughput, verdict
-from benchbench.stats import SMALL_SAMPLE, percentiles
+from benchbench.results.stats import SMALL_SAMPLE, percentiles
 
 VERDICT_TONES = {"not distinguishable": "muted", "no interval": "muted"}
 

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from benchbench.records import RequestRecord  # noqa: E402
+from benchbench.results.records import RequestRecord  # noqa: E402
 from benchbench.report.inputs import BackendView  # noqa: E402
 from benchbench.report.throughput import SweepPoint, Throughput  # noqa: E402
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from benchbench.records import Manifest
+from benchbench.results.records import Manifest
 from benchbench.report.document import Block, Cell, Code, Section, Table, cells
 from benchbench.report.inputs import STAND_IN_SUFFIX, ReportInput, Run, is_stand_in
 

@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from benchbench.records import RequestRecord, to_dataframe
-from benchbench.stats import (
+from benchbench.results.records import RequestRecord, to_dataframe
+from benchbench.results.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
     Interval,
@@ -26,7 +26,7 @@ from benchbench.stats import (
     resampled_means,
     resampled_ratios_of_sums,
 )
-from benchbench.summary import repeat_throughput
+from benchbench.results.summary import repeat_throughput
 
 Basis = Literal["repeats", "requests"]
 METRICS = ("req_s", "output_tok_s")

@@ -26,7 +26,7 @@ from benchbench.report.performance import (
 )
 from benchbench.report.provenance import provenance_section
 from benchbench.report.render import render_html, render_markdown
-from benchbench.summary import summarize
+from benchbench.results.summary import summarize
 
 GENERATED_PREFIX = "Generated "
 

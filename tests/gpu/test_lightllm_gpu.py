@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.lightllm import LightLLMBackend
-from benchbench.scenario import parse_scenario
-from benchbench.workload import build_workload
+from benchbench.backends.lightllm.backend import LightLLMBackend
+from benchbench.config.scenario import parse_scenario
+from benchbench.workload.build import build_workload
 
 LIGHTLLM_PYTHON = os.environ.get("BENCHBENCH_LIGHTLLM_PYTHON", sys.executable)
 MODEL = os.environ.get("BENCHBENCH_GPU_MODEL")

@@ -15,12 +15,12 @@ import pytest
 from gpu_env import cuda_missing, model_missing
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.lmdeploy import LMDeployBackend
-from benchbench.backends.lmdeploy_inputs import engine_tiling
-from benchbench.records import RecordSink, read_records
-from benchbench.runner import RunSettings, run_backend
-from benchbench.scenario import BackendSpec, parse_scenario
-from benchbench.workload import build_workload
+from benchbench.backends.lmdeploy.backend import LMDeployBackend
+from benchbench.backends.lmdeploy.inputs import engine_tiling
+from benchbench.results.records import RecordSink, read_records
+from benchbench.execution.runner import RunSettings, run_backend
+from benchbench.config.scenario import BackendSpec, parse_scenario
+from benchbench.workload.build import build_workload
 
 MODEL = os.environ.get("BENCHBENCH_GPU_MODEL")
 

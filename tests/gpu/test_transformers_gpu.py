@@ -14,9 +14,9 @@ from gpu_env import cuda_missing, model_missing
 
 from benchbench.backends.base import BackendContext
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions
-from benchbench.runner import measure_request
-from benchbench.scenario import load_scenario
-from benchbench.workload import build_workload
+from benchbench.execution.runner import measure_request
+from benchbench.config.scenario import load_scenario
+from benchbench.workload.build import build_workload
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(bool(cuda_missing()), reason=f"Transformers GPU test: {cuda_missing()}")]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchbench.scenario import parse_scenario
-from benchbench.workload import Workload, build_workload
+from benchbench.config.scenario import parse_scenario
+from benchbench.workload.build import Workload, build_workload
 
 
 def one_image_workload(

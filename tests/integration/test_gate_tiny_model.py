@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from benchbench.records import read_manifest
+from benchbench.results.records import read_manifest
 
 pytestmark = pytest.mark.slow
 

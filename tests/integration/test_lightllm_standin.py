@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.lightllm import LightLLMBackend
+from benchbench.backends.lightllm.backend import LightLLMBackend
 from benchbench.errors import BackendError, BenchError
-from benchbench.launch import ServerError, ServerSpec, free_port, launch
-from benchbench.records import RecordSink, RequestRecord, read_records
-from benchbench.runner import RunSettings, run_backend
-from benchbench.scenario import BackendSpec
+from benchbench.execution.launch import ServerError, ServerSpec, free_port, launch
+from benchbench.results.records import RecordSink, RequestRecord, read_records
+from benchbench.execution.runner import RunSettings, run_backend
+from benchbench.config.scenario import BackendSpec
 from server_requests import RecordingTimer
 from server_requests import one_image_workload as a_workload
 

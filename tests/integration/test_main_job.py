@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchbench.records import read_manifest, read_records
+from benchbench.results.records import read_manifest, read_records
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.openai import OpenAIBackend
+from benchbench.backends.openai.backend import OpenAIBackend
 from benchbench.errors import BackendError, BenchError
-from benchbench.launch import LaunchedServer, ServerSpec, free_port, launch
-from benchbench.records import RecordSink, RequestRecord, read_records
-from benchbench.runner import RunSettings, run_backend
-from benchbench.scenario import BackendSpec
+from benchbench.execution.launch import LaunchedServer, ServerSpec, free_port, launch
+from benchbench.results.records import RecordSink, RequestRecord, read_records
+from benchbench.execution.runner import RunSettings, run_backend
+from benchbench.config.scenario import BackendSpec
 from server_requests import RecordingTimer, one_image_workload
 
 STANDIN = Path(__file__).with_name("standin_openai.py")

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.openai import OpenAIBackend
-from benchbench.launch import ServerSpec, free_port, launch
-from benchbench.records import RecordSink, read_manifest, read_records
-from benchbench.runner import RunSettings, run_backend
-from benchbench.scenario import BackendSpec, load_scenario
-from benchbench.tiny_model import build_tokenizer
-from benchbench.workload import build_workload
+from benchbench.backends.openai.backend import OpenAIBackend
+from benchbench.execution.launch import ServerSpec, free_port, launch
+from benchbench.results.records import RecordSink, read_manifest, read_records
+from benchbench.execution.runner import RunSettings, run_backend
+from benchbench.config.scenario import BackendSpec, load_scenario
+from benchbench.models.tiny import build_tokenizer
+from benchbench.workload.build import build_workload
 from server_requests import RecordingTimer, one_image_workload
 
 pytestmark = pytest.mark.slow

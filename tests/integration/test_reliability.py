@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.launch import process_group_members
-from benchbench.records import read_manifest, read_records
+from benchbench.execution.launch import process_group_members
+from benchbench.results.records import read_manifest, read_records
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def worker_pid(parent_pid: int) -> int:
                 cmdline = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == parent_pid and b"benchbench.worker" in cmdline:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent_pid and b"benchbench.execution.worker" in cmdline:
                 return int(entry.name)
     raise AssertionError("no worker process found")
 

@@ -159,9 +159,9 @@ def test_unknown_reference_is_a_one_line_error(two_backend_run, tmp_path, benchb
 
 
 def test_scenario_printed_in_the_report_rebuilds_the_same_workload(two_backend_run, tmp_path):
-    from benchbench.records import read_manifest
-    from benchbench.scenario import load_scenario
-    from benchbench.workload import build_workload
+    from benchbench.results.records import read_manifest
+    from benchbench.config.scenario import load_scenario
+    from benchbench.workload.build import build_workload
 
     markdown = (two_backend_run / "report.md").read_text()
     printed = markdown.split("*scenario.yaml*\n\n```text\n", 1)[1].split("\n```", 1)[0]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from benchbench.consistency import compare_backends, compare_records, compare_sequences, levenshtein, repeat_stability
-from benchbench.records import Fairness, RequestRecord
+from benchbench.results.consistency import compare_backends, compare_records, compare_sequences, levenshtein, repeat_stability
+from benchbench.results.records import Fairness, RequestRecord
 
 
 def test_identical_sequences_match_exactly():

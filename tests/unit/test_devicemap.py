@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchbench.devicemap import (
+from benchbench.models.devicemap import (
     KNOWN_LAYERS,
     PINNED_MODULES,
     internvl_shares,
@@ -127,7 +127,7 @@ def test_hf_family_names_are_real_modules_of_native_internvl():
     """Every device_map key names a module of a tiny transformers InternVLForConditionalGeneration."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from benchbench.tiny_model import TEXT, VISION
+    from benchbench.models.tiny import TEXT, VISION
 
     config = transformers.InternVLConfig(vision_config=VISION, text_config={**TEXT, "num_hidden_layers": 5})
     with torch.device("meta"):  # names only: no weights are allocated

@@ -8,11 +8,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from benchbench.baseline import BASELINE_SCHEMA_VERSION, BackendSnapshot, Output, Snapshot, load_baseline, snapshot_run
+from benchbench.gate.baseline import BASELINE_SCHEMA_VERSION, BackendSnapshot, Output, Snapshot, load_baseline, snapshot_run
 from benchbench.errors import BenchError
-from benchbench.gate import Status, evaluate
-from benchbench.gate_report import junit_xml, markdown
-from benchbench.gate_rules import (
+from benchbench.gate.judge import Status, evaluate
+from benchbench.gate.output import junit_xml, markdown
+from benchbench.gate.rules import (
     DEFAULT_REPEATS,
     ConsistencyCheck,
     FairnessCheck,
@@ -22,7 +22,7 @@ from benchbench.gate_rules import (
     merge_rules,
     parse_rule,
 )
-from benchbench.records import BackendOutcome, Fairness, Manifest, RequestRecord, write_manifest
+from benchbench.results.records import BackendOutcome, Fairness, Manifest, RequestRecord, write_manifest
 
 WORKLOAD = "a" * 64
 ENV = {"cpu": "Test CPU 3000", "cpu_count": 2, "gpus": [], "packages": {"torch": "2.13.0"}}
@@ -242,7 +242,7 @@ def test_junit_xml_has_one_testcase_per_rule_and_counts_that_match():
     assert len(suite.findall("testcase/failure")) == int(suite.get("failures")) == 2
     assert len(suite.findall("testcase/error")) == int(suite.get("errors")) == 2
     assert {(c.get("classname"), c.get("name")) for c in cases} == {
-        (f"benchbench.gate.{b}", r) for b in "tu" for r in ("output_tok_s: -5%", "fairness: must_pass")}
+        (f"benchbench.gate.judge.{b}", r) for b in "tu" for r in ("output_tok_s: -5%", "fairness: must_pass")}
     assert "-40" in cases[0].find("failure").get("message")
 
 

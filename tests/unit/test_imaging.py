@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from benchbench.errors import ImageError
-from benchbench.imaging import (
+from benchbench.workload.imaging import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     TilingConfig,
@@ -109,7 +109,7 @@ def test_truncated_png_is_a_bench_error():
 
 
 def test_decompression_bomb_is_refused_before_decoding(monkeypatch):
-    import benchbench.imaging as imaging
+    import benchbench.workload.imaging as imaging
 
     monkeypatch.setattr(imaging, "MAX_IMAGE_PIXELS", 100 * 100)
     buffer = io.BytesIO()

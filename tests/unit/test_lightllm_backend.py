@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.lightllm import LightLLMBackend, server_argv, server_env
-from benchbench.backends.lightllm_protocol import (
+from benchbench.backends.lightllm.backend import LightLLMBackend, server_argv, server_env
+from benchbench.backends.lightllm.protocol import (
     StreamAccumulator,
     error_message,
     lightllm_tiles,
@@ -19,9 +19,9 @@ from benchbench.backends.lightllm_protocol import (
     parse_stream_line,
 )
 from benchbench.errors import BenchError
-from benchbench.imaging import TilingConfig, planned_tiles
-from benchbench.scenario import parse_scenario
-from benchbench.workload import build_workload
+from benchbench.workload.imaging import TilingConfig, planned_tiles
+from benchbench.config.scenario import parse_scenario
+from benchbench.workload.build import build_workload
 
 
 def options(**values):

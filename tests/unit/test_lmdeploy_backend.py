@@ -18,14 +18,14 @@ import pytest
 from PIL import Image
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.lmdeploy import (
+from benchbench.backends.lmdeploy.backend import (
     LMDeployBackend,
     LMDeployOptions,
     PreparedRequest,
     engine_config_kwargs,
     import_lmdeploy,
 )
-from benchbench.backends.lmdeploy_inputs import (
+from benchbench.backends.lmdeploy.inputs import (
     IMAGE_TOKEN,
     StreamFold,
     engine_dtype,
@@ -35,10 +35,10 @@ from benchbench.backends.lmdeploy_inputs import (
     tiling_mismatches,
 )
 from benchbench.errors import BackendError, BenchError, ModelError
-from benchbench.imaging import TilingConfig
-from benchbench.prompt import IMG_CONTEXT, IMG_END, IMG_START, render_prompt
-from benchbench.scenario import load_scenario
-from benchbench.workload import build_workload
+from benchbench.workload.imaging import TilingConfig
+from benchbench.workload.prompt import IMG_CONTEXT, IMG_END, IMG_START, render_prompt
+from benchbench.config.scenario import load_scenario
+from benchbench.workload.build import build_workload
 
 try:
     import lmdeploy

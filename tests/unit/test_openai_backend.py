@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from benchbench.backends.base import BackendContext, parse_options
-from benchbench.backends.openai import OpenAIBackend, PreparedChat, _image_counts
-from benchbench.backends.openai_client import OpenAIClient
-from benchbench.backends.openai_protocol import baseline_body, request_body
-from benchbench.backends.openai_responses import (
+from benchbench.backends.openai.backend import OpenAIBackend, PreparedChat, _image_counts
+from benchbench.backends.openai.client import OpenAIClient
+from benchbench.backends.openai.protocol import baseline_body, request_body
+from benchbench.backends.openai.responses import (
     DONE,
     ChatResult,
     Chunk,
@@ -23,8 +23,8 @@ from benchbench.backends.openai_responses import (
     parse_sse_line,
 )
 from benchbench.errors import BackendError, BenchError
-from benchbench.scenario import load_scenario
-from benchbench.workload import build_workload
+from benchbench.config.scenario import load_scenario
+from benchbench.workload.build import build_workload
 
 
 def measured(scenario: str, index: int = 0):

@@ -3,7 +3,7 @@
 import pytest
 
 from benchbench.errors import ScenarioError
-from benchbench.scenario import builtin_names, load_scenario
+from benchbench.config.scenario import builtin_names, load_scenario
 
 VALID = """\
 name: mine

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from benchbench.backends.base import BackendContext
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions
 from benchbench.errors import BenchError
-from benchbench.runner import measure_request
-from benchbench.scenario import load_scenario, parse_scenario
-from benchbench.workload import build_workload
+from benchbench.execution.runner import measure_request
+from benchbench.config.scenario import load_scenario, parse_scenario
+from benchbench.workload.build import build_workload
 
 junk = st.one_of(
     st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True), st.text(max_size=20),

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from benchbench.stats import (
+from benchbench.results.stats import (
     Interval,
     bootstrap_mean_ci,
     bootstrap_ratio_ci,

@@ -10,9 +10,9 @@ import pytest
 from benchbench.backends.base import BackendContext, parse_options
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions
 from benchbench.errors import BenchError, ModelError
-from benchbench.runner import StreamClock, measure_request
-from benchbench.scenario import load_scenario
-from benchbench.workload import build_workload
+from benchbench.execution.runner import StreamClock, measure_request
+from benchbench.config.scenario import load_scenario
+from benchbench.workload.build import build_workload
 
 
 def backend_for(model_dir: Path, trust_remote_code: bool = False, **options) -> TransformersBackend:

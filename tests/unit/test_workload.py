@@ -3,8 +3,8 @@
 from PIL import Image
 
 from benchbench.errors import ImageError
-from benchbench.scenario import load_scenario
-from benchbench.workload import build_workload
+from benchbench.config.scenario import load_scenario
+from benchbench.workload.build import build_workload
 
 import pytest
 

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchbench.errors import BenchError
-from benchbench.records import Manifest, RequestRecord, read_manifest, read_records
-from benchbench.summary import measured_frame, repeat_throughput
+from benchbench.results.records import Manifest, RequestRecord, read_manifest, read_records
+from benchbench.results.summary import measured_frame, repeat_throughput
 
 BASELINE_SCHEMA_VERSION = 1
 

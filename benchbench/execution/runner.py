@@ -11,11 +11,11 @@ from pathlib import Path
 
 from benchbench.backends.base import Backend, BackendContext, parse_options
 from benchbench.errors import BenchError
-from benchbench.fairness import check_fairness
-from benchbench.records import BackendOutcome, RecordSink, RequestRecord
-from benchbench.registry import backend_class
-from benchbench.scenario import BackendSpec
-from benchbench.workload import Workload, WorkloadRequest
+from benchbench.results.fairness import check_fairness
+from benchbench.results.records import BackendOutcome, RecordSink, RequestRecord
+from benchbench.backends.registry import backend_class
+from benchbench.config.scenario import BackendSpec
+from benchbench.workload.build import Workload, WorkloadRequest
 
 OnRecord = Callable[[RequestRecord], None]
 NS = 1e-9

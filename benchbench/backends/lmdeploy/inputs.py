@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from benchbench.errors import BackendError, BenchError, ModelError
-from benchbench.imaging import TilingConfig
-from benchbench.scenario import IMAGE_PLACEHOLDER
-from benchbench.workload import WorkloadRequest
+from benchbench.workload.imaging import TilingConfig
+from benchbench.config.scenario import IMAGE_PLACEHOLDER
+from benchbench.workload.build import WorkloadRequest
 
 IMAGE_TOKEN = "<IMAGE_TOKEN>"  # lmdeploy/vl/constants.py
 DTYPES = {"auto": "auto", "bfloat16": "bfloat16", "float16": "float16"}

@@ -22,8 +22,8 @@ import string
 import tempfile
 from pathlib import Path
 
-from benchbench.imaging import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
-from benchbench.prompt import IMG_CONTEXT, IMG_END, IMG_START
+from benchbench.workload.imaging import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
+from benchbench.workload.prompt import IMG_CONTEXT, IMG_END, IMG_START
 
 BUILD_SEED = 1234
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", IMG_START, IMG_END, IMG_CONTEXT, "<video>"]

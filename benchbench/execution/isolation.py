@@ -18,11 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchbench.launch import GROUPS_FILE_ENV, log_tail, process_group_members
-from benchbench.records import BackendOutcome, RequestRecord
-from benchbench.scenario import BackendSpec
+from benchbench.execution.launch import GROUPS_FILE_ENV, log_tail, process_group_members
+from benchbench.results.records import BackendOutcome, RequestRecord
+from benchbench.config.scenario import BackendSpec
 
-PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 STOP_GRACE_S = 10.0
 
 
@@ -51,7 +51,7 @@ def run_isolated(
     }
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchbench.worker", str(run_dir), str(index)],
+            [sys.executable, "-m", "benchbench.execution.worker", str(run_dir), str(index)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
         )
     watch = _Watch(spec, timeouts, log_path)

@@ -16,12 +16,12 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
-from benchbench.backends.lightllm_client import ConnectionLost, LightLLMClient
-from benchbench.backends.lightllm_protocol import IMAGE_TAG, lightllm_tiles, request_body, sampling_parameters
+from benchbench.backends.lightllm.client import ConnectionLost, LightLLMClient
+from benchbench.backends.lightllm.protocol import IMAGE_TAG, lightllm_tiles, request_body, sampling_parameters
 from benchbench.errors import BackendError, BenchError, ModelError
-from benchbench.launch import LaunchedServer, ServerSpec, free_port, launch
-from benchbench.prompt import TEMPLATE_NAME, render_prompt
-from benchbench.workload import WorkloadRequest
+from benchbench.execution.launch import LaunchedServer, ServerSpec, free_port, launch
+from benchbench.workload.prompt import TEMPLATE_NAME, render_prompt
+from benchbench.workload.build import WorkloadRequest
 
 MODULE = "lightllm.server.api_server"
 DEATH_CHECK_S = 2.0

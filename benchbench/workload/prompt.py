@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from benchbench.scenario import IMAGE_PLACEHOLDER
-from benchbench.workload import WorkloadImage, WorkloadRequest
+from benchbench.config.scenario import IMAGE_PLACEHOLDER
+from benchbench.workload.build import WorkloadImage, WorkloadRequest
 
 TEMPLATE_NAME = "internvl2_5-chatml"
 IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"

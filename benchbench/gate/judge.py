@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from benchbench.baseline import BackendSnapshot, Direction, Output, Snapshot
-from benchbench.consistency import SequenceComparison, compare_sequences
-from benchbench.gate_rules import DEFAULT_REPEATS, Check, ConsistencyCheck, FairnessCheck, RelativeCheck
-from benchbench.stats import DEFAULT_RESAMPLES, Interval, bootstrap_ratio_ci
+from benchbench.gate.baseline import BackendSnapshot, Direction, Output, Snapshot
+from benchbench.results.consistency import SequenceComparison, compare_sequences
+from benchbench.gate.rules import DEFAULT_REPEATS, Check, ConsistencyCheck, FairnessCheck, RelativeCheck
+from benchbench.results.stats import DEFAULT_RESAMPLES, Interval, bootstrap_ratio_ci
 
 CONFIDENCE = 0.99
 MIN_REPEATS = 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchbench.records import RequestRecord, to_dataframe
+from benchbench.results.records import RequestRecord, to_dataframe
 
 TIMINGS = ("preprocess_s", "ttft_s", "decode_s", "e2e_s", "decode_tok_s")
 

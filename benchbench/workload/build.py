@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 
 from benchbench.errors import ImageError
-from benchbench.imaging import TilingConfig, decode_image, planned_tiles
-from benchbench.scenario import IMAGE_PLACEHOLDER, Scenario
+from benchbench.workload.imaging import TilingConfig, decode_image, planned_tiles
+from benchbench.config.scenario import IMAGE_PLACEHOLDER, Scenario
 
 Phase = Literal["warmup", "measure"]
 MAX_IMAGE_FILE_BYTES = 64 * 1024 * 1024

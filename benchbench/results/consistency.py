@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from benchbench.records import RequestRecord
+from benchbench.results.records import RequestRecord
 
 Basis = Literal["tokens", "characters"]
 

@@ -26,9 +26,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from benchbench.imaging import TilingConfig
-from benchbench.scenario import IMAGE_PLACEHOLDER
-from benchbench.workload import WorkloadImage, WorkloadRequest
+from benchbench.workload.imaging import TilingConfig
+from benchbench.config.scenario import IMAGE_PLACEHOLDER
+from benchbench.workload.build import WorkloadImage, WorkloadRequest
 
 Dialect = Literal["generic", "vllm", "sglang", "lmdeploy", "transformers"]
 

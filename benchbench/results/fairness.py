@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from benchbench.backends.base import Capabilities, Generation
-from benchbench.records import Fairness
-from benchbench.workload import WorkloadRequest
+from benchbench.results.records import Fairness
+from benchbench.workload.build import WorkloadRequest
 
 
 def check_fairness(request: WorkloadRequest, generation: Generation, capabilities: Capabilities) -> Fairness:

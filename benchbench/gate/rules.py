@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchbench.baseline import METRICS, Direction
+from benchbench.gate.baseline import METRICS, Direction
 from benchbench.errors import BenchError
 
 DEFAULT_REPEATS = 12

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchbench.backends.http_json import JsonHttp
-from benchbench.backends.openai_responses import (
+from benchbench.backends.openai.responses import (
     DONE,
     ChatResult,
     StreamAccumulator,

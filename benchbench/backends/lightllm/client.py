@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from benchbench.backends.http_json import JsonHttp
-from benchbench.backends.lightllm_protocol import (
+from benchbench.backends.lightllm.protocol import (
     LightLLMResult,
     StreamAccumulator,
     error_message,

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from benchbench.errors import ScenarioError
 
 IMAGE_PLACEHOLDER = "<image>"
-BUILTIN_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 
 class _Strict(BaseModel):

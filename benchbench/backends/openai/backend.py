@@ -21,11 +21,11 @@ from typing import Any
 from pydantic import Field
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
-from benchbench.backends.openai_client import OpenAIClient
-from benchbench.backends.openai_protocol import TRAITS, Dialect, baseline_body, request_body
-from benchbench.backends.openai_responses import ChatResult, infer_tiles
+from benchbench.backends.openai.client import OpenAIClient
+from benchbench.backends.openai.protocol import TRAITS, Dialect, baseline_body, request_body
+from benchbench.backends.openai.responses import ChatResult, infer_tiles
 from benchbench.errors import BackendError, BenchError
-from benchbench.workload import WorkloadRequest
+from benchbench.workload.build import WorkloadRequest
 
 
 class OpenAIOptions(BackendOptions):

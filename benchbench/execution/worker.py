@@ -1,6 +1,6 @@
 """The child side of process isolation: runs one backend of a run folder and reports on stdout.
 
-``python -m benchbench.worker RUN_DIR INDEX`` rebuilds the workload from the manifest (checking
+``python -m benchbench.execution.worker RUN_DIR INDEX`` rebuilds the workload from the manifest (checking
 its hash), skips measured requests already on disk, appends records to results.jsonl itself, and
 writes one JSON event per line to the stdout it was given: ``loaded``, ``record``, ``outcome``.
 Anything an engine prints goes to stderr (the backend's log), never into the event stream.
@@ -13,11 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from benchbench.bench import recorded_workload
+from benchbench.execution.bench import recorded_workload
 from benchbench.errors import BenchError
-from benchbench.records import BackendOutcome, RecordSink, RequestRecord, read_manifest, read_records
-from benchbench.runner import RunSettings, run_backend
-from benchbench.scenario import parse_scenario
+from benchbench.results.records import BackendOutcome, RecordSink, RequestRecord, read_manifest, read_records
+from benchbench.execution.runner import RunSettings, run_backend
+from benchbench.config.scenario import parse_scenario
 
 
 def _event_stream():

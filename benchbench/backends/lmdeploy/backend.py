@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
-from benchbench.backends.lmdeploy_inputs import (
+from benchbench.backends.lmdeploy.inputs import (
     ENGINE_CONFIG_CLASSES,
     EngineTiling,
     StreamFold,
@@ -25,8 +25,8 @@ from benchbench.backends.lmdeploy_inputs import (
     tiling_mismatches,
 )
 from benchbench.errors import BackendError, BenchError, ModelError
-from benchbench.imaging import decode_image
-from benchbench.workload import WorkloadRequest
+from benchbench.workload.imaging import decode_image
+from benchbench.workload.build import WorkloadRequest
 
 MIN_VERSION = (0, 16)  # errors come back as responses (no hung stream) and the chat template is the checkpoint's
 MODEL_FORMATS = {

@@ -10,9 +10,9 @@ from benchbench.errors import BenchError
 
 BACKENDS: dict[str, str] = {
     "transformers": "benchbench.backends.transformers:TransformersBackend",
-    "lmdeploy": "benchbench.backends.lmdeploy:LMDeployBackend",
-    "lightllm": "benchbench.backends.lightllm:LightLLMBackend",
-    "openai": "benchbench.backends.openai:OpenAIBackend",
+    "lmdeploy": "benchbench.backends.lmdeploy.backend:LMDeployBackend",
+    "lightllm": "benchbench.backends.lightllm.backend:LightLLMBackend",
+    "openai": "benchbench.backends.openai.backend:OpenAIBackend",
 }
 
 

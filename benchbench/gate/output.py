@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 
 from tabulate import tabulate
 
-from benchbench.gate import GateResult, Status, Verdict
+from benchbench.gate.judge import GateResult, Status, Verdict
 
 EXIT_MEANING = {0: "pass", 1: "regression", 2: "cannot judge"}
 HEADERS = ["backend", "rule", "baseline", "run", "verdict", "reason"]
@@ -78,7 +78,7 @@ def junit_xml(result: GateResult) -> str:
 
 
 def _testcase(verdict: Verdict) -> ET.Element:
-    case = ET.Element("testcase", classname=f"benchbench.gate.{verdict.backend}", name=verdict.rule, time="0")
+    case = ET.Element("testcase", classname=f"benchbench.gate.judge.{verdict.backend}", name=verdict.rule, time="0")
     if verdict.status is Status.REGRESSION:
         ET.SubElement(case, "failure", message=verdict.reason, type="regression").text = verdict.reason
     elif verdict.status is Status.CANNOT_JUDGE:

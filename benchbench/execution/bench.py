@@ -9,8 +9,8 @@ from pathlib import Path
 from benchbench.backends.base import parse_options
 from benchbench.environment import fingerprint, weights_hash
 from benchbench.errors import BenchError, ModelError
-from benchbench.isolation import Timeouts, run_isolated
-from benchbench.records import (
+from benchbench.execution.isolation import Timeouts, run_isolated
+from benchbench.results.records import (
     MANIFEST_FILE,
     RESULTS_FILE,
     BackendOutcome,
@@ -19,10 +19,10 @@ from benchbench.records import (
     read_manifest,
     write_manifest,
 )
-from benchbench.registry import backend_class
-from benchbench.runner import RunSettings
-from benchbench.scenario import Scenario, parse_scenario
-from benchbench.workload import Workload, build_workload
+from benchbench.backends.registry import backend_class
+from benchbench.execution.runner import RunSettings
+from benchbench.config.scenario import Scenario, parse_scenario
+from benchbench.workload.build import Workload, build_workload
 
 REPORTS_ROOT = Path("reports")
 
@@ -89,7 +89,7 @@ def check_backends(scenario: Scenario) -> None:
 def resolve_model(model: str | None) -> tuple[Path, dict]:
     """The checkpoint to run: the given folder, or the embedded tiny InternVL (built once, cached)."""
     if model is None:
-        from benchbench.tiny_model import ensure_tiny_model
+        from benchbench.models.tiny import ensure_tiny_model
 
         path = ensure_tiny_model()
         return path, {"path": str(path), "embedded_tiny_model": True, "weights": weights_hash(path)}

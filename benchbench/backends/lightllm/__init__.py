@@ -1,0 +1,1 @@
+"""LightLLM's api_server: launch flags, native protocol, client."""

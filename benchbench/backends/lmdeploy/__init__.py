@@ -1,0 +1,1 @@
+"""LMDeploy's in-process pipeline (TurboMind / PyTorch engines)."""

@@ -1,0 +1,1 @@
+"""Scenario schema, validation and command-line overrides."""

@@ -1,0 +1,1 @@
+"""Running a workload: the clock (runner), worker processes, isolation, launched servers."""

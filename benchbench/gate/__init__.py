@@ -1,0 +1,1 @@
+"""CI performance gates: baselines, rules, judgement, console/Markdown/JUnit output."""

@@ -1,0 +1,1 @@
+"""Embedded models built locally and InternVL's split_model device-map arithmetic."""

@@ -1,0 +1,1 @@
+"""Records and what is computed from them: fairness, summary, statistics, consistency."""

@@ -1,0 +1,1 @@
+"""Scenario to hashed requests: images, InternVL tiling, prompt."""
