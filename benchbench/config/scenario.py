@@ -11,6 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from benchbench.config.load import LoadSpec, SloSpec
 from benchbench.errors import ScenarioError
 
 IMAGE_PLACEHOLDER = "<image>"
@@ -128,6 +129,8 @@ class Scenario(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     backends: list[BackendSpec] = Field(default_factory=lambda: [BackendSpec(kind="transformers")], min_length=1)
     timeouts: TimeoutSpec = TimeoutSpec()
+    load: LoadSpec | None = None
+    slo: SloSpec | None = None
 
     @model_validator(mode="after")
     def _placeholders_match_images(self) -> Scenario:
@@ -143,7 +146,9 @@ class Scenario(_Strict):
         return self
 
     def content_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        # Absent load/SLO blocks stay out, so scenarios written before them keep their hash.
+        data = self.model_dump(mode="json", exclude={key for key in ("load", "slo") if getattr(self, key) is None})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def with_overrides(self, **overrides: Any) -> Scenario:
         """A copy with CLI overrides applied (None means 'keep'), validated like a file."""
