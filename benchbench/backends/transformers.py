@@ -116,6 +116,7 @@ class TransformersBackend(Backend):
             "tokens_per_tile": self.tokens_per_tile,
             "quantisation": "8bit" if self.options.load_8bit else "4bit" if self.options.load_4bit else None,
             "prompt_template": TEMPLATE_NAME,
+            "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
         }
 
     def _resolve_placement(self, torch) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 
 from benchbench.results.consistency import RequestConsistency, common_prefix, compare_backends, repeat_stability
 from benchbench.report import plots
+from benchbench.report.differences import explain_consistency
 from benchbench.report.document import Block, Cell, Figure, Note, Section, Side, SideBySide, Table, cells, number
 from benchbench.report.inputs import BackendView, ReportInput
 
@@ -43,6 +44,9 @@ def outputs_section(data: ReportInput, out_dir: Path) -> Section:
                                    "warn", "Not compared"))
     if pairs:
         section.blocks.append(_pair_summary(data, pairs))
+        views_by_key = {view.key: view for view in views}
+        section.blocks += [Note(explain_consistency(views_by_key[a], views_by_key[b], results), "muted", "Why")
+                           for (a, b), results in pairs.items()]
     section.blocks += _stability_table(data, stability)
     if len(views) >= 2 or any(stability.values()):
         matrix = _agreement_matrix(views, pairs, stability)

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from benchbench.report import plots
+from benchbench.report.differences import describe_differences
 from benchbench.report.document import Block, Cell, Figure, Note, Section, Table, cells, number
 from benchbench.report.inputs import BackendView, ReportInput
 from benchbench.report.throughput import Throughput, relative, sweep_points, throughput, verdict
@@ -63,6 +64,7 @@ def _verdict_lines(data: ReportInput, results: dict[str, Throughput]) -> list[Bl
             word = verdict(ratio)
             lines.append(Note(f"{view.label} {ratio.format(suffix='x')} vs {reference.label} ({word})",
                               VERDICT_TONES.get(word, ""), "Relative speed"))
+            lines.append(Note(describe_differences(reference, view), "muted", "What differs"))
     return lines
 
 

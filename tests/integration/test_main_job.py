@@ -34,13 +34,33 @@ def test_10x_image_exits_zero_with_report_files(ten_x_runs):
     assert result.returncode == 0, result.stderr
     for name in ("results.jsonl", "manifest.json", "summary.csv", "report.md", "report.html"):
         assert (run_dir / name).is_file(), name
-    assert "report:" in result.stdout and "transformers" in result.stdout
+    assert "report:" in result.stdout
+    summary_rows = [line.split()[0] for line in result.stdout.splitlines()[1:3]]
+    assert summary_rows == ["sdpa", "eager"]
+
+
+def test_10x_image_compares_two_attention_implementations_that_really_ran(ten_x_runs):
+    manifest = read_manifest(ten_x_runs[0][1])
+    used = {outcome.name: outcome.load_info["attn_implementation"] for outcome in manifest.backends}
+    assert used == {"sdpa": "sdpa", "eager": "eager"}
+    assert all(outcome.status == "ok" and outcome.kind == "transformers" for outcome in manifest.backends)
+
+
+def test_10x_image_report_gives_relative_speed_what_differs_and_a_request_by_request_comparison(ten_x_runs):
+    report = (ten_x_runs[0][1] / "report.md").read_text()
+    assert "**Relative speed:** eager " in report and "x \\[" in report and "vs sdpa" in report
+    assert "eager differs from sdpa in: attn\\_implementation sdpa → eager; everything else is the same" in report
+    assert "| sdpa vs eager | token ids | 10 |" in report
+    assert "**Why:** sdpa and eager" in report
+    fairness_rows = [line for line in report.splitlines() if line.startswith(("| sdpa | ✔ ok", "| eager | ✔ ok"))]
+    assert len(fairness_rows) == 2
 
 
 def test_10x_image_records_ten_fair_measured_requests_after_a_warmup(ten_x_runs):
     records = read_records(ten_x_runs[0][1])
-    phases = [r.phase for r in records]
-    assert phases[0] == "warmup" and phases.count("measure") == 10
+    for backend in ("sdpa", "eager"):
+        phases = [r.phase for r in records if r.backend == backend]
+        assert phases[0] == "warmup" and phases.count("measure") == 10
     for record in records:
         assert record.fairness.ok, record.fairness.violations
         assert record.output_tokens == record.max_new_tokens == 32
@@ -61,7 +81,8 @@ def test_manifest_captures_environment_model_and_command(ten_x_runs):
     assert manifest["model"]["embedded_tiny_model"] is True and len(manifest["model"]["weights"]["sha256"]) == 64
     assert manifest["environment"]["packages"]["torch"] and manifest["environment"]["python"]
     assert "nvml_error" in manifest["environment"] and "10x-image" in manifest["command"]
-    assert manifest["backends"][0]["status"] == "ok" and manifest["backends"][0]["load_s"] > 0
+    assert [b["status"] for b in manifest["backends"]] == ["ok", "ok"]
+    assert all(b["load_s"] > 0 for b in manifest["backends"])
     assert manifest["scenario"]["name"] == "10x-image"
 
 

@@ -196,3 +196,15 @@ def test_differing_outputs_are_flagged_among_the_checks(two_backend_run, tmp_pat
     checks = (copy / "report.md").read_text().split("## Headline", 1)[0]
     assert "**Outputs differ:** transformers vs transformers-slow:" in checks
     assert "Outputs differ" not in (two_backend_run / "report.md").read_text().split("## Headline", 1)[0]
+
+
+def test_report_names_what_differs_between_backends_and_points_a_divergence_at_it(two_backend_run, tmp_path, benchbench_cli):
+    markdown = (two_backend_run / "report.md").read_text()
+    assert ("**What differs:** transformers-slow differs from transformers in: sleep\\_per\\_token\\_s None → 0.004; "
+            "everything else is the same") in markdown
+    assert "**Why:** transformers and transformers-slow gave identical outputs on all 3 requests" in markdown
+    copy = edited_copy(two_backend_run, tmp_path / "diverged-why", diverge_first_answer)
+    assert benchbench_cli("report", str(copy)).returncode == 0
+    why = (copy / "report.md").read_text().split("**Why:** ", 1)[1].splitlines()[0]
+    assert why.startswith("transformers and transformers-slow diverge on 1 of 3 requests; the first place to look is "
+                          "what differs between them: sleep\\_per\\_token\\_s None → 0.004")
