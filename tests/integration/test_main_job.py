@@ -23,7 +23,7 @@ def ten_x_runs(tmp_path_factory):
         out = tmp_path_factory.mktemp(f"run{attempt}")
         result = subprocess.run(
             [sys.executable, str(root / "run_bench.py"), "--scenario", "10x-image", "--output-dir", str(out / "r"), "--no-progress"],
-            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=300,
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True, text=True, timeout=600,
         )
         runs.append((result, out / "r"))
     return runs
