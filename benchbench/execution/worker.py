@@ -1,7 +1,7 @@
 """The child side of process isolation: runs one backend of a run folder and reports on stdout.
 
-``python -m benchbench.execution.worker RUN_DIR INDEX`` rebuilds the workload from the manifest (checking
-its hash), skips measured requests already on disk, appends records to results.jsonl itself, and
+``python -m benchbench.execution.worker RUN_DIR INDEX`` reads the workload the run folder saved (checking
+its hash against the manifest's), skips measured requests already on disk, appends records to results.jsonl itself, and
 writes one JSON event per line to the stdout it was given: ``loaded``, ``record``, ``outcome``.
 Anything an engine prints goes to stderr (the backend's log), never into the event stream.
 """
@@ -13,11 +13,11 @@ import os
 import sys
 from pathlib import Path
 
-from benchbench.execution.bench import recorded_workload
 from benchbench.errors import BenchError
 from benchbench.results.records import BackendOutcome, RecordSink, RequestRecord, read_manifest, read_records
 from benchbench.execution.runner import RunSettings, run_backend
 from benchbench.config.scenario import parse_scenario
+from benchbench.workload.store import load_workload
 
 
 def _event_stream():
@@ -35,7 +35,7 @@ def run_worker(run_dir: Path, index: int, events) -> None:
     manifest = read_manifest(run_dir)
     spec = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}").backends[index]
     try:
-        _, workload = recorded_workload(run_dir, manifest)
+        workload = load_workload(run_dir, manifest.workload_hash)
         done = frozenset(
             (r.request_id, r.repeat) for r in read_records(run_dir) if r.backend == spec.name and r.phase == "measure"
         )
