@@ -94,7 +94,8 @@ class Manifest(BaseModel):
 
 
 class RecordSink:
-    """Appends records to results.jsonl and flushes each one, so a crash loses nothing finished."""
+    """Appends records to results.jsonl. ``append`` hands each line to the kernel at once, so a
+    crash of the process loses nothing finished; ``sync`` (fsync) makes them survive the machine's."""
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / RESULTS_FILE
@@ -103,6 +104,8 @@ class RecordSink:
     def append(self, record: RequestRecord) -> None:
         self._file.write(record.model_dump_json() + "\n")
         self._file.flush()
+
+    def sync(self) -> None:
         os.fsync(self._file.fileno())
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -53,7 +54,7 @@ class WorkloadRequest:
     seed: int
     turn: int = 1  # which user turn is generated; the messages already define it, so not hashed
 
-    @property
+    @cached_property  # computed once: each record reads it between two timed requests
     def tiles_per_image(self) -> tuple[int, ...]:
         return tuple(planned_tiles(image.width, image.height, self.tiling) for image in self.images)
 

@@ -14,7 +14,7 @@ from gpu_env import cuda_missing, model_missing
 
 from benchbench.backends.base import BackendContext
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions
-from benchbench.execution.runner import measure_request
+from benchbench.execution.measure import measure_request
 from benchbench.config.scenario import load_scenario
 from benchbench.workload.build import build_workload
 
@@ -27,7 +27,7 @@ def run_one(model_dir: Path, **options):
     info = backend.load()
     request = build_workload(load_scenario("10x-image")).measured[0]
     measure_request(backend, request, 0)  # warm (CUDA kernels)
-    return info, measure_request(backend, request, 0)
+    return info, measure_request(backend, request, 0).record()
 
 
 @pytest.mark.parametrize("placement", ["cuda", "auto"])

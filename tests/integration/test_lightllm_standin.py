@@ -278,6 +278,8 @@ def test_server_error_answer_is_quoted(tmp_path, shim_path):
 
 def test_run_keeps_records_made_before_the_server_died_and_leaves_no_process(tmp_path, shim_path, monkeypatch):
     monkeypatch.setenv("STANDIN_SPAWN_CHILD", "1")
+    # Records are announced on the recorder's thread; slow tokens let the kill land inside request 3.
+    monkeypatch.setenv("STANDIN_TOKEN_DELAY_S", "0.1")
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from benchbench.backends.base import BackendContext
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions
 from benchbench.errors import BenchError
-from benchbench.execution.runner import measure_request
+from benchbench.execution.measure import measure_request
 from benchbench.config.scenario import load_scenario, parse_scenario
 from benchbench.workload.build import build_workload
 
@@ -92,7 +92,7 @@ def test_any_document_is_a_valid_run_or_a_bench_error(document, backend):
         event("bench error")
         return
     event("valid run")
-    record = measure_request(backend, workload.measured[0], repeat=0)
+    record = measure_request(backend, workload.measured[0], repeat=0).record()
     assert record.output_tokens == scenario.max_new_tokens and record.fairness.ok
 
 

@@ -10,7 +10,7 @@ import pytest
 from benchbench.backends.base import BackendContext, parse_options
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions
 from benchbench.errors import BenchError, ModelError
-from benchbench.execution.runner import StreamClock, measure_request
+from benchbench.execution.measure import StreamClock, measure_request
 from benchbench.config.scenario import load_scenario
 from benchbench.workload.build import build_workload
 
@@ -53,7 +53,7 @@ def test_generation_streams_exactly_max_new_tokens_to_the_clock(loaded):
 def test_greedy_output_is_deterministic(loaded):
     backend, _ = loaded
     request = build_workload(load_scenario("10x-image")).measured[2]
-    first, second = (measure_request(backend, request, repeat=0) for _ in range(2))
+    first, second = (measure_request(backend, request, repeat=0).record() for _ in range(2))
     assert first.token_ids == second.token_ids and first.fairness.ok
 
 
@@ -61,7 +61,7 @@ def test_injected_slowdown_stretches_decode(loaded, tiny_model_dir):
     request = build_workload(load_scenario("10x-image").with_overrides(max_new_tokens=6)).measured[1]
     slow = backend_for(tiny_model_dir, sleep_per_token_s=0.05)
     slow.load()
-    assert measure_request(slow, request, 0).decode_s >= 0.2 > measure_request(loaded[0], request, 0).decode_s
+    assert measure_request(slow, request, 0).record().decode_s >= 0.2 > measure_request(loaded[0], request, 0).record().decode_s
 
 
 @pytest.mark.parametrize("placement", ["cuda", "auto", "split"])
