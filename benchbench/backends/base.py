@@ -1,6 +1,7 @@
 """What every backend implements, and the plain data it hands back to the runner.
 
-A backend loads a model and answers one request at a time. It does not time warmups, aggregate
+A backend loads a model (``load``), makes any untimed probes it needs (``calibrate``) and answers
+one request at a time (``prepare``, then ``generate``). It does not time warmups, aggregate
 or print: the runner owns the clock and calls ``timer.tokens(n)`` through the backend whenever
 the engine emits tokens, so TTFT and inter-token times are read in one place.
 """
@@ -8,6 +9,7 @@ the engine emits tokens, so TTFT and inter-token times are read in one place.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -87,6 +89,9 @@ class Backend(ABC):
     @abstractmethod
     def load(self) -> dict[str, Any]:
         """Load the model or start the engine; return facts for the manifest (placement, config)."""
+
+    def calibrate(self, requests: Sequence[WorkloadRequest]) -> None:
+        """Untimed probes the workload needs (after ``load``, before the clock starts)."""
 
     @abstractmethod
     def prepare(self, request: WorkloadRequest) -> Any:

@@ -61,12 +61,26 @@ def test_a_streamed_request_counts_every_chunk_and_infers_the_tiles(tmp_path, st
     backend = make_backend(tmp_path, url=standin.url)
     facts = backend.load()
     timer = RecordingTimer()
-    generation = backend.generate(backend.prepare(one_image_workload(5).measured[0]), timer)
+    request = one_image_workload(5).measured[0]
+    backend.calibrate([request])
+    generation = backend.generate(backend.prepare(request), timer)
     assert facts["model"] == "standin-model"
     assert timer.counts == [1] * 5
     assert (generation.text, generation.output_tokens, generation.finish_reason) == (" t0 t1 t2 t3 t4", 5, "length")
     assert (generation.tiles, generation.image_tokens, generation.input_tokens) == (7, 1792, 10 + 3 + 1792)
     assert generation.details["image_wrapper_tokens"] == 3
+
+
+def test_the_text_only_probe_is_made_by_calibrate_once_per_conversation_and_never_timed(tmp_path, standin):
+    backend = make_backend(tmp_path, url=standin.url)
+    backend.load()
+    chat_posts = lambda: (tmp_path / "standin.log").read_text().count("POST /v1/chat/completions")  # noqa: E731
+    requests = one_image_workload(3, requests=3).measured  # three images, one conversation text
+    backend.calibrate(requests)
+    after_calibrate = chat_posts()
+    prepared = [backend.prepare(request) for request in requests]
+    assert after_calibrate == 1 and chat_posts() == 1  # prepare (timed) sends nothing
+    assert [p.baseline_tokens for p in prepared] == [10] * 3
 
 
 def test_unreachable_url_is_a_one_line_error_naming_the_url_and_the_fix(tmp_path):
@@ -113,7 +127,9 @@ def test_a_model_the_server_does_not_list_is_named(tmp_path, standin):
         make_backend(tmp_path, url=standin.url, model="internvl").load()
 
 
-def test_run_keeps_records_made_before_the_server_died(tmp_path):
+def test_run_keeps_records_made_before_the_server_died(tmp_path, monkeypatch):
+    # Records are announced on the recorder's thread; slow tokens let the kill land inside request 3.
+    monkeypatch.setenv("STANDIN_TOKEN_DELAY_S", "0.1")
     server = start_standin(tmp_path)
     settings = RunSettings(run_dir=tmp_path, model_path=tmp_path, dtype="auto", device=None, seed=0)
     emitted: list[RequestRecord] = []
@@ -130,7 +146,8 @@ def test_run_keeps_records_made_before_the_server_died(tmp_path):
     finally:
         sink.close()
         server.stop()
-    assert outcome.status == "failed" and f"cannot reach openai server {server.url}" in outcome.error
+    # The kill lands inside the third measured request: the error names the server that died.
+    assert outcome.status == "failed" and f"openai server {server.url}" in outcome.error
     kept = read_records(tmp_path)
     assert [(r.phase, r.request_id) for r in kept] == [("warmup", "w000"), ("measure", "r000"), ("measure", "r001")]
     assert all(r.output_tokens == 4 and r.ttft_s is not None and r.tiles == 7 for r in kept)

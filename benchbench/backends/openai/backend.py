@@ -7,14 +7,14 @@ counts (``openai_protocol``; answers are parsed in ``openai_responses``); ``gene
 the OpenAI standard, so neither is enforced there and the fairness check counts what came back.
 Image tokens come from the server's usage: its own image count where it reports one, else the
 prompt's growth over the same conversation without images (one cached text-only request per
-distinct conversation, made in ``prepare`` and marked in the record's details).
+distinct conversation, made in ``calibrate`` before the clock starts).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,6 @@ class OpenAIOptions(BackendOptions):
 class PreparedChat:
     body: dict[str, Any]
     baseline_tokens: int | None
-    baseline_probe_s: float | None
     tokens_per_tile: int
 
 
@@ -72,7 +71,7 @@ class OpenAIBackend(Backend):
         self.client = OpenAIClient(self.options.url, self.options.request_timeout_s, self._api_key())
         served = self.client.models()
         self.model = self._pick_model(served)
-        self._baselines: dict[str, int] = {}
+        self._baselines: dict[str, int | None] = {}
         return {
             "url": self.client.url,
             "dialect": self.options.dialect,
@@ -105,26 +104,27 @@ class OpenAIBackend(Backend):
             f"(it serves {', '.join(served) or 'nothing'}); set the option model to one of those"
         )
 
-    def prepare(self, request: WorkloadRequest) -> PreparedChat:
-        options = self.options
-        body = request_body(request, self.model, options.dialect, options.stream, options.server_adds_image_newline, options.extra_body)
-        baseline, probe_s = None, None
-        if request.images and options.infer_image_tokens:
-            baseline, probe_s = self._baseline_tokens(body)
-        return PreparedChat(body, baseline, probe_s, request.tokens_per_tile)
+    def calibrate(self, requests: Sequence[WorkloadRequest]) -> None:
+        """Prompt tokens of each distinct conversation without images, asked before the clock starts."""
+        if not self.options.infer_image_tokens:
+            return
+        for request in requests:
+            if request.images:
+                probe = baseline_body(self._body(request))
+                key = _conversation_key(probe)
+                if key not in self._baselines:
+                    self._baselines[key] = self.client.complete({**probe, **self.options.extra_body}).prompt_tokens
 
-    def _baseline_tokens(self, body: dict[str, Any]) -> tuple[int | None, float | None]:
-        """Prompt tokens of the conversation without images: asked once per conversation, then cached."""
-        probe = baseline_body(body)
-        key = json.dumps(probe["messages"], sort_keys=True)
-        if key in self._baselines:
-            return self._baselines[key], None
-        started = time.perf_counter()
-        result = self.client.complete({**probe, **self.options.extra_body})
-        if result.prompt_tokens is None:
-            return None, time.perf_counter() - started
-        self._baselines[key] = result.prompt_tokens
-        return result.prompt_tokens, time.perf_counter() - started
+    def prepare(self, request: WorkloadRequest) -> PreparedChat:
+        body = self._body(request)
+        baseline = None
+        if request.images and self.options.infer_image_tokens:
+            baseline = self._baselines.get(_conversation_key(baseline_body(body)))
+        return PreparedChat(body, baseline, request.tokens_per_tile)
+
+    def _body(self, request: WorkloadRequest) -> dict[str, Any]:
+        options = self.options
+        return request_body(request, self.model, options.dialect, options.stream, options.server_adds_image_newline, options.extra_body)
 
     def generate(self, prepared: PreparedChat, timer: TokenTimer) -> Generation:
         if self.options.stream:
@@ -154,12 +154,14 @@ class OpenAIBackend(Backend):
         self.client = None
 
 
+def _conversation_key(probe: dict[str, Any]) -> str:
+    return json.dumps(probe["messages"], sort_keys=True)
+
+
 def _image_counts(result: ChatResult, prepared: PreparedChat) -> tuple[int | None, int | None, dict[str, Any]]:
     """(tiles, image tokens, details): the server's own image count, else the prompt's growth."""
     per_tile = prepared.tokens_per_tile
     details: dict[str, Any] = {}
-    if prepared.baseline_probe_s is not None:
-        details["text_baseline_probe_s"] = prepared.baseline_probe_s
     if result.image_tokens_reported is not None:
         details["image_tokens_source"] = "usage.prompt_tokens_details.image_tokens"
         return result.image_tokens_reported // per_tile, result.image_tokens_reported, details
