@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchbench.execution.launch import GROUPS_FILE_ENV, log_tail, process_group_members
+from benchbench.execution.launch import log_tail
+from benchbench.execution.processes import GROUPS_FILE_ENV, registered_groups, stop_group
 from benchbench.results.records import BackendOutcome, RequestRecord
 from benchbench.config.scenario import BackendSpec
 
@@ -69,10 +70,12 @@ def run_isolated(
         watch.fail(str(exc))
         return watch.outcome
     finally:
-        stop_group(process.pid, process)
+        stop_group(process.pid, STOP_GRACE_S, process)
+        process.wait()
+        process.stdout.close()
         if process.returncode != 0:  # a worker that died could not stop the servers it launched
-            for pgid in _registered_groups(groups_file):
-                stop_group(pgid)
+            for pgid in registered_groups(groups_file):
+                stop_group(pgid, STOP_GRACE_S)
 
 
 class _Watch:
@@ -132,28 +135,3 @@ def _describe_exit(code: int) -> str:
     if code < 0:
         return f"killed by {signal.Signals(-code).name}"
     return f"exited with code {code}"
-
-
-def _registered_groups(path: Path) -> list[int]:
-    try:
-        return [int(line) for line in path.read_text().split()]
-    except (OSError, ValueError):
-        return []
-
-
-def stop_group(pgid: int, leader: subprocess.Popen | None = None, grace_s: float = STOP_GRACE_S) -> None:
-    """SIGTERM a process group, SIGKILL what remains after the grace period; reap our own leader."""
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            break
-        deadline = time.monotonic() + wait_s
-        while process_group_members(pgid) and time.monotonic() < deadline:
-            if leader:
-                leader.poll()
-            time.sleep(0.05)
-    if leader:
-        leader.wait()
-        if leader.stdout:
-            leader.stdout.close()

@@ -3,7 +3,7 @@
 Generic on purpose: a server is an argv list, extra environment and a health URL, so any backend
 that drives an HTTP engine (LightLLM, ``lmdeploy serve``, ``transformers serve``) can reuse it.
 No shell is involved, the server gets its own process group (``start_new_session``), and
-``stop`` signals that whole group, so worker processes the server spawned are ended with it.
+``stop`` ends that whole group (``processes.stop_group``), so the server's own workers go with it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import http.client
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -21,9 +20,9 @@ from pathlib import Path
 from types import TracebackType
 
 from benchbench.errors import BackendError
+from benchbench.execution.processes import register_group, stop_group
 
 LOG_TAIL_LINES = 20
-KILL_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -88,22 +87,6 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
-def process_group_members(pgid: int) -> list[int]:
-    """PIDs of the live (not zombie) processes in a process group, read from /proc."""
-    members = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue  # the process ended while we looked
-        state, _ppid, pgrp = stat.rsplit(")", 1)[1].split()[:3]
-        if int(pgrp) == pgid and state not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
-
-
 def probe_health(host: str, port: int, path: str, timeout_s: float) -> int | None:
     """HTTP status of GET path, or None when nothing answers."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
@@ -166,42 +149,13 @@ class LaunchedServer:
 
     def stop(self) -> None:
         """SIGTERM the whole process group, then SIGKILL what is left after the grace period."""
-        self._signal_group(signal.SIGTERM)
-        self._wait_group_gone(self.spec.stop_grace_s)
-        self._signal_group(signal.SIGKILL)
-        self._wait_group_gone(KILL_WAIT_S)  # SIGKILL is asynchronous; bounded for processes stuck in the kernel
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        try:
-            os.killpg(self.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def _wait_group_gone(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.process.poll()  # reap the leader, or it lingers as a zombie of ours
-            if not process_group_members(self.pid) or time.monotonic() >= deadline:
-                return
-            time.sleep(0.05)
+        stop_group(self.pid, self.spec.stop_grace_s, self.process)
 
     def __enter__(self) -> LaunchedServer:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
-
-
-GROUPS_FILE_ENV = "BENCHBENCH_SERVER_GROUPS_FILE"
-
-
-def _register_group(pgid: int) -> None:
-    """Note the server's process group where the supervising process can find it, so that a worker
-    killed with SIGKILL (which cannot stop its server itself) still leaves no server behind."""
-    path = os.environ.get(GROUPS_FILE_ENV)
-    if path:
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(f"{pgid}\n")
 
 
 def launch(spec: ServerSpec) -> LaunchedServer:
@@ -222,7 +176,7 @@ def launch(spec: ServerSpec) -> LaunchedServer:
             raise BackendError(
                 f"{spec.name} server: cannot run {spec.argv[0]!r} ({exc.strerror}); check the python/executable setting"
             ) from None
-    _register_group(process.pid)
+    register_group(process.pid)
     server = LaunchedServer(spec, process)
     try:
         server.wait_healthy()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from benchbench.execution.launch import process_group_members
+from benchbench.execution.processes import group_members
 from benchbench.results.records import read_manifest, read_records
 
 pytestmark = pytest.mark.slow
@@ -100,7 +100,7 @@ def test_sigkill_of_the_worker_keeps_records_fails_clearly_and_resume_completes(
     assert "killed by SIGKILL" in stderr and "Traceback" not in stderr
     before = assert_valid_measured(run_dir)
     assert 3 <= len(before) < 10
-    assert not alive(worker) and not process_group_members(worker)
+    assert not alive(worker) and not group_members(worker)
     outcome = read_manifest(run_dir).backends[0]
     assert outcome.status == "failed" and "SIGKILL" in outcome.error
 
@@ -122,7 +122,7 @@ def test_sigterm_of_the_run_marks_interrupted_keeps_records_and_leaves_no_proces
     assert "--resume" in stderr and "Traceback" not in stderr
     assert len(assert_valid_measured(run_dir)) >= 2
     assert read_manifest(run_dir).backends[0].status == "interrupted"
-    assert not alive(worker) and not process_group_members(worker)
+    assert not alive(worker) and not group_members(worker)
     assert (run_dir / "report.html").is_file()
     assert resume(run_dir).returncode == 0
     assert len(assert_valid_measured(run_dir)) == 10
