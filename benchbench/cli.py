@@ -64,51 +64,31 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
         request_timeout, backend_timeout, backend_options, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
         gates_path) -> None:
     """Run a scenario through its backends and write a report."""
-    from benchbench.execution import bench
-    from benchbench.execution.runner import RunSettings
-    from benchbench.config.scenario import load_scenario
-    from benchbench.workload.build import build_workload
+    from benchbench import api
 
     gates = _gates_for_run(gates_path) if gates_path else None
-    if resume_dir:
-        scenario, workload, manifest = bench.load_for_resume(resume_dir)
-        run_dir = resume_dir
-    else:
-        scenario = load_scenario(scenario_name)
-        overrides = dict(requests=requests, warmup=warmup, repeats=repeats or (gates and gates.repeats),
-                         max_new_tokens=max_new_tokens, dtype=dtype)
-        if backends:
-            overrides["backends"] = bench.backend_specs(backends, url)
-        elif url:
-            raise BenchError("--url goes with --backend openai or --backend lightllm")
-        assignments = [*backend_options]
-        assignments += [f"transformers.{flag}=true" for flag, on in (("load_8bit", load_8bit), ("load_4bit", load_4bit)) if on]
-        if assignments:
-            specs = overrides.get("backends") or [b.model_dump() for b in scenario.backends]
-            overrides["backends"] = bench.set_backend_options(specs, assignments)
-        timeouts = {"request_s": request_timeout, "backend_s": backend_timeout}
-        if any(value is not None for value in timeouts.values()):
-            overrides["timeouts"] = {**scenario.timeouts.model_dump(),
-                                     **{key: value for key, value in timeouts.items() if value is not None}}
-        scenario = scenario.with_overrides(**overrides)
-        bench.check_backends(scenario)
-        model_path, model_info = bench.resolve_model(model)
-        workload = build_workload(scenario)
-        run_dir = bench.create_run_dir(output_dir or bench.default_run_dir(scenario))
-        settings = RunSettings(run_dir, model_path, scenario.dtype, device, scenario.seed, trust_remote_code)
-        manifest = bench.start_run(scenario, workload, settings, model_info, sys.argv)
-    total = len(scenario.backends) * (len(workload.warmup) + len(workload.measured) * workload.repeats)
-    with _progress(total, enabled=not no_progress) as advance, _terminate_as_interrupt():
+    options = api.RunOptions(
+        requests=requests, warmup=warmup, repeats=repeats or (gates and gates.repeats), max_new_tokens=max_new_tokens,
+        dtype=dtype, backends=backends, url=url, backend_options=backend_options, load_8bit=load_8bit,
+        load_4bit=load_4bit, request_timeout_s=request_timeout, backend_timeout_s=backend_timeout, model=model,
+        device=device, output_dir=output_dir, trust_remote_code=trust_remote_code, command=sys.argv,
+    )
+    progress = _Progress(enabled=not no_progress)
+    with progress, _terminate_as_interrupt():
         try:
-            manifest = bench.run_backends(scenario, manifest, run_dir, advance)
+            result = api.resume(resume_dir, progress) if resume_dir else api.run(scenario_name, options, progress)
         except KeyboardInterrupt:
-            _print_outcome(run_dir, bench.read_manifest(run_dir))
-            click.echo(f"interrupted: finished records are kept; continue with --resume {run_dir}", err=True)
+            if progress.run_dir is None:
+                raise
+            from benchbench.results.records import read_manifest
+
+            _print_outcome(progress.run_dir, read_manifest(progress.run_dir), progress.run_dir / "report.html")
+            click.echo(f"interrupted: finished records are kept; continue with --resume {progress.run_dir}", err=True)
             sys.exit(EXIT_INTERRUPTED)
-    _print_outcome(run_dir, manifest)
+    _print_outcome(result.run_dir, result.manifest, result.report_path)
     if gates:
-        sys.exit(_gate(run_dir, gates.baseline, gates.rules, gates.allow_different_hardware))
-    sys.exit(EXIT_BACKEND_FAILED if any(b.status != "ok" for b in manifest.backends) else 0)
+        sys.exit(_gate(result.run_dir, gates.baseline, gates.rules, gates.allow_different_hardware))
+    sys.exit(0 if result.ok else EXIT_BACKEND_FAILED)
 
 
 class _terminate_as_interrupt:
@@ -128,31 +108,33 @@ class _terminate_as_interrupt:
         signal.signal(signal.SIGTERM, self._previous)
 
 
-class _progress:
-    """A tqdm bar on stderr that advances by one per finished record."""
+class _Progress:
+    """A tqdm bar on stderr that advances by one per finished record (a RunObserver)."""
 
-    def __init__(self, total: int, enabled: bool):
+    def __init__(self, enabled: bool):
+        self.enabled, self.run_dir, self._bar = enabled, None, None
+
+    def started(self, run_dir: Path, total_requests: int) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, unit="req", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+        self.run_dir = run_dir
+        self._bar = tqdm(total=total_requests, unit="req", disable=not self.enabled, file=sys.stderr, dynamic_ncols=True)
+
+    def record(self, record) -> None:
+        self._bar.set_postfix_str(f"{record.backend} {record.phase} {record.request_id}")
+        self._bar.update(1)
 
     def __enter__(self):
-        def advance(record) -> None:
-            self._bar.set_postfix_str(f"{record.backend} {record.phase} {record.request_id}")
-            self._bar.update(1)
-
-        return advance
+        return self
 
     def __exit__(self, *exc_info) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
 
 
-def _print_outcome(run_dir: Path, manifest) -> None:
+def _print_outcome(run_dir: Path, manifest, report_path: Path) -> None:
     import pandas as pd
 
-    from benchbench.report import write_report
-
-    report_path = write_report(run_dir)
     summary = pd.read_csv(run_dir / "summary.csv")  # the report's own summary, not computed again
     columns = {"backend": "backend", "requests": "requests", "unfair_requests": "unfair", "req_s": "req/s",
                "output_tok_s": "out tok/s", "preprocess_s_median": "preproc s", "ttft_s_median": "TTFT s",
@@ -203,9 +185,9 @@ REFERENCE_HELP = "Backend the others' speed is relative to [the first with measu
 @friendly_errors
 def report(run_dir: Path, reference: str | None) -> None:
     """Rebuild a run's report from results.jsonl and manifest.json."""
-    from benchbench.report import write_report
+    from benchbench import api
 
-    click.echo(f"report: {write_report(run_dir, reference=reference)}")
+    click.echo(f"report: {api.report(run_dir, reference=reference)}")
 
 
 @main.command()
@@ -216,15 +198,9 @@ def report(run_dir: Path, reference: str | None) -> None:
 @friendly_errors
 def compare(run_dirs: tuple[Path, ...], output_dir: Path | None, reference: str | None, allow_different_workloads: bool) -> None:
     """One report across run folders (e.g. before and after an upgrade)."""
-    import datetime as dt
+    from benchbench import api
 
-    from benchbench.execution.bench import REPORTS_ROOT
-    from benchbench.report import write_comparison
-
-    if len(run_dirs) < 2:
-        raise BenchError("compare: give two or more run folders (for one run use 'benchbench report RUN_DIR')")
-    output_dir = output_dir or REPORTS_ROOT / f"compare-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    click.echo(f"report: {write_comparison(run_dirs, output_dir, reference, allow_different_workloads)}")
+    click.echo(f"report: {api.compare(run_dirs, output_dir, reference, allow_different_workloads)}")
 
 
 @main.group()
@@ -280,12 +256,10 @@ def _gate(run_dir: Path, baseline_path: Path, rules: list, allow_different_hardw
     """Judge the run, print the table, write the Markdown/JUnit outputs; the gate's exit code."""
     import os
 
+    from benchbench import api
     from benchbench.gate import output as gate_report
-    from benchbench.gate.baseline import load_baseline, snapshot_run
-    from benchbench.gate.judge import evaluate
-    from benchbench.gate.rules import default_rules
 
-    result = evaluate(load_baseline(baseline_path), snapshot_run(run_dir), rules or default_rules(), allow_different_hardware)
+    result = api.gate(run_dir, baseline_path, rules, allow_different_hardware)
     click.echo(gate_report.console(result, str(baseline_path), str(run_dir)))
     summary = gate_report.markdown(result, str(baseline_path), str(run_dir))
     for path in dict.fromkeys(str(p) for p in (markdown_path, os.environ.get("GITHUB_STEP_SUMMARY")) if p):

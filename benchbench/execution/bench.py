@@ -1,4 +1,5 @@
-"""One benchmark run end to end: run folder, manifest, every backend in turn (isolated), resume."""
+"""A run folder's life: created, manifest and workload written, every backend run in turn
+(isolated), resumed. Settings arrive already merged (``config.overrides``, ``api``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from benchbench.backends.registry import backend_class
 from benchbench.execution.runner import RunSettings
 from benchbench.config.scenario import Scenario, parse_scenario
 from benchbench.workload.build import Workload, build_workload
+from benchbench.workload.store import has_saved_workload, load_workload, save_workload
 
 REPORTS_ROOT = Path("reports")
 
@@ -44,39 +46,6 @@ def create_run_dir(path: Path) -> Path:
     except OSError as exc:
         raise BenchError(f"output folder {path}: not writable ({exc.strerror}); choose another --output-dir") from None
     return path
-
-
-def backend_specs(kinds: tuple[str, ...], url: str | None) -> list[dict]:
-    """Backends named on the command line; --url goes to the server backends among them."""
-    specs = []
-    for kind in kinds:
-        options = {"url": url} if url and kind in {"openai", "lightllm"} else {}
-        specs.append({"kind": kind, "options": options})
-    return specs
-
-
-def set_backend_options(specs: list[dict], assignments: list[str]) -> list[dict]:
-    """Apply ``NAME.KEY=VALUE`` assignments to backend specs; NAME is a backend's label or kind,
-    VALUE is read as YAML (``true``, ``2``, ``transformers``)."""
-    import yaml
-
-    specs = [{**spec, "options": dict(spec.get("options") or {})} for spec in specs]
-    for assignment in assignments:
-        target, _, value = assignment.partition("=")
-        name, _, key = target.partition(".")
-        if not (name and key and _):
-            raise BenchError(f"--option {assignment}: write BACKEND.KEY=VALUE, e.g. openai.dialect=transformers")
-        matches = [spec for spec in specs if name in (spec.get("label"), spec["kind"])]
-        if not matches:
-            known = ", ".join(spec.get("label") or spec["kind"] for spec in specs)
-            raise BenchError(f"--option {assignment}: no backend named '{name}' in this run (backends: {known})")
-        try:
-            parsed = yaml.safe_load(value) if value else ""
-        except yaml.YAMLError:
-            parsed = value
-        for spec in matches:
-            spec["options"][key] = parsed
-    return specs
 
 
 def check_backends(scenario: Scenario) -> None:
@@ -117,17 +86,24 @@ def start_run(
         environment=fingerprint(),
         backends=[BackendOutcome(name=s.name, kind=s.kind, options=s.options) for s in scenario.backends],
     )
+    save_workload(settings.run_dir, workload)
     write_manifest(settings.run_dir, manifest)
     (settings.run_dir / RESULTS_FILE).touch()
     return manifest
 
 
 def recorded_workload(run_dir: Path, manifest: Manifest) -> tuple[Scenario, Workload]:
-    """The scenario and workload a run folder recorded, rebuilt; refused if the workload no longer matches."""
+    """The scenario and the workload a run folder saved (its hash checked against the manifest).
+
+    A folder from before workloads were saved gets its workload rebuilt, checked and saved once.
+    """
     scenario = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}")
+    if has_saved_workload(run_dir):
+        return scenario, load_workload(run_dir, manifest.workload_hash)
     workload = build_workload(scenario)
     if workload.hash != manifest.workload_hash:
         raise BenchError(f"run folder {run_dir}: its workload hash no longer matches (image files changed); start a new run")
+    save_workload(run_dir, workload)
     return scenario, workload
 
 
