@@ -1,15 +1,18 @@
-"""Turns measurements into records on disk with as little as possible between two timed requests.
+"""Turns measurements into records on disk with nothing between two timed requests but a hand-off.
 
-The caller's thread builds the record and hands its line to the kernel (``write``, ~0.03 ms):
-from then on no crash of this process — an engine segfault, an OOM kill — can lose it. The slow
-rest runs on a thread of its own: ``fsync`` (milliseconds; it makes the record survive a crash
-of the machine too, soon after) and ``on_record`` (the worker's event to its parent, progress).
-``finish`` waits for that thread, so nothing is left unsaid when a backend ends.
+The runner's thread only appends the raw measurement to a queue (no wake-up: on a busy machine
+waking another thread there lets the OS preempt the runner for milliseconds). A thread of its
+own looks every ``POLL_S``, builds each record, writes it (to the kernel: from then on no crash of
+the process can lose it), fsyncs it (so it survives a crash of the machine too) and announces it
+(``on_record``: the worker's event to its parent). ``finish`` wakes it and waits, so every
+orderly end of a backend — done, an engine exception, a failed request — leaves every finished
+record on disk; only a hard kill of the process within ``POLL_S`` of a request's end can lose
+that one record.
 """
 
 from __future__ import annotations
 
-import queue
+import collections
 import threading
 from collections.abc import Callable
 
@@ -17,32 +20,28 @@ from benchbench.execution.measure import Measurement
 from benchbench.results.records import RecordSink, RequestRecord
 
 OnRecord = Callable[[RequestRecord], None]
-_DONE = None
+POLL_S = 0.005
 
 
 class Recorder:
     def __init__(self, sink: RecordSink, on_record: OnRecord):
         self._sink, self._on_record = sink, on_record
-        self._lock = threading.Lock()  # concurrent schedules record from several threads
-        self._queue: queue.SimpleQueue[RequestRecord | None] = queue.SimpleQueue()
+        self._pending: collections.deque[Measurement] = collections.deque()  # appends are atomic
+        self._closing = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._announce, name="benchbench-recorder", daemon=True)
+        self._thread = threading.Thread(target=self._write, name="benchbench-recorder", daemon=True)
         self._thread.start()
 
     def record(self, measurement: Measurement) -> None:
-        """Build and write the record now; sync and announce it on the recorder's thread."""
+        """Queue a measurement for the recorder's thread (safe from several threads at once)."""
         if self._error is not None:
             raise self._error
-        record = measurement.record()
-        with self._lock:
-            self._sink.append(record)
-        self._queue.put(record)
+        self._pending.append(measurement)
 
     def close(self) -> None:
-        """Wait until every written record is synced and announced (idempotent)."""
-        if self._thread.is_alive():
-            self._queue.put(_DONE)
-            self._thread.join()
+        """Wait until every queued measurement is written, synced and announced (idempotent)."""
+        self._closing.set()
+        self._thread.join()
 
     def finish(self) -> None:
         """``close``, then raise what went wrong on the recorder's thread, if anything did."""
@@ -50,18 +49,22 @@ class Recorder:
         if self._error is not None:
             raise self._error
 
-    def _announce(self) -> None:
-        done = False
-        while not done:
-            batch = [self._queue.get()]
-            while not self._queue.empty():  # one fsync covers everything written meanwhile
-                batch.append(self._queue.get())
-            done = any(item is _DONE for item in batch)
-            records = [record for record in batch if record is not _DONE]
-            if records and self._error is None:
+    def _write(self) -> None:
+        while True:
+            closing = self._closing.wait(POLL_S)
+            batch = [self._pending.popleft() for _ in range(len(self._pending))]
+            if batch and self._error is None:
                 try:
-                    self._sink.sync()
-                    for record in records:
-                        self._on_record(record)
+                    self._save(batch)
                 except BaseException as exc:  # raised in the runner's thread at its next record
                     self._error = exc
+            if closing and not self._pending:
+                return
+
+    def _save(self, measurements: list[Measurement]) -> None:
+        records = [measurement.record() for measurement in measurements]
+        for record in records:
+            self._sink.append(record)
+        self._sink.sync()  # one fsync for the batch
+        for record in records:
+            self._on_record(record)
