@@ -1,6 +1,7 @@
 """When requests are sent: a schedule drives the clock (``measure``) and hands each result to
-the recorder (``record``). Serial is the one strategy today; concurrent and rate-limited
-strategies plug in here without touching how a request is timed or recorded."""
+the recorder (``record``). Serial is the one schedule today; concurrent and rate-limited ones
+(driven by a load point's ``strategies.Strategy``: due times, requests in flight) plug in here
+without touching how a request is timed (``measure.py``) or recorded (``recorder.py``)."""
 
 from __future__ import annotations
 
