@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -34,6 +34,17 @@ class Capabilities:
     """The request can set the per-image tile budget (max_dynamic_patch)."""
     reports_token_ids: bool
     """The engine returns output token ids, so outputs can be compared token by token."""
+
+
+@dataclass(frozen=True)
+class Concurrency:
+    """How a backend serves requests under load; the report prints it beside each load point."""
+
+    batching: Literal["none", "static", "continuous", "server"]
+    """none: one request at a time; static: fixed batches (all finish together); continuous: the
+    engine admits requests between steps; server: the server schedules, the client only sends."""
+    max_in_flight: int | None
+    """requests the backend can work on at once (None: a server, which queues by itself)"""
 
 
 @dataclass
@@ -85,6 +96,10 @@ class Backend(ABC):
     @property
     @abstractmethod
     def capabilities(self) -> Capabilities: ...
+
+    @property
+    def concurrency(self) -> Concurrency:
+        return Concurrency("none", 1)
 
     @abstractmethod
     def load(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
+from benchbench.backends.base import Backend, BackendOptions, Capabilities, Concurrency, Generation, TokenTimer
 from benchbench.errors import BenchError, ModelError
 from benchbench.workload.imaging import preprocess_image
 from benchbench.workload.prompt import IMG_CONTEXT, TEMPLATE_NAME, expanded_image_text, render_prompt
@@ -31,6 +31,7 @@ class TransformersOptions(BackendOptions):
     load_4bit: bool = False
     attn_implementation: str | None = None
     sleep_per_token_s: float = Field(default=0.0, ge=0.0, le=1.0, description="test-only injected slowdown")
+    max_batch_size: int = Field(default=8, ge=1, le=1024, description="static batch under load")
 
     @model_validator(mode="after")
     def _one_quantisation(self) -> TransformersOptions:
@@ -50,13 +51,13 @@ class PreparedInput:
 
 
 class _TimerStreamer:
-    """A transformers streamer that reports each new token to the runner's timer.
+    """A transformers streamer that reports each step's tokens to every request's timer.
 
     ``generate`` first hands the streamer the prompt ids; those are not output, so skipped.
     """
 
-    def __init__(self, timer: TokenTimer, sleep_per_token_s: float):
-        self._timer, self._sleep_s, self._seen_prompt = timer, sleep_per_token_s, False
+    def __init__(self, timers: list[TokenTimer], sleep_per_token_s: float):
+        self._timers, self._sleep_s, self._seen_prompt = timers, sleep_per_token_s, False
 
     def put(self, value) -> None:
         if not self._seen_prompt:
@@ -66,7 +67,8 @@ class _TimerStreamer:
             import time
 
             time.sleep(self._sleep_s)
-        self._timer.tokens(int(value.numel()))
+        for timer in self._timers:
+            timer.tokens(1)
 
     def end(self) -> None:
         pass
@@ -85,6 +87,12 @@ class TransformersBackend(Backend):
             controls_tiles=True,
             reports_token_ids=True,
         )
+
+    @property
+    def concurrency(self) -> Concurrency:
+        # transformers' continuous-batching manager (5.x) takes token ids only, no pixel_values,
+        # so image requests batch statically here
+        return Concurrency("static", self.options.max_batch_size)
 
     def load(self) -> dict[str, Any]:
         import torch
@@ -173,25 +181,36 @@ class TransformersBackend(Backend):
         )
 
     def generate(self, prepared: PreparedInput, timer: TokenTimer) -> Generation:
+        return self.generate_batch([prepared], [timer])[0]
+
+    def generate_batch(self, batch: list[PreparedInput], timers: list[TokenTimer]) -> list[Generation]:
+        """Static batching: one ``generate`` over the requests, prompts left-padded; every step's
+        tokens reach every request's timer, so each request's TTFT and token times are its own."""
         import torch
 
-        n = prepared.max_new_tokens
+        n = batch[0].max_new_tokens
+        if any(prepared.max_new_tokens != n for prepared in batch):
+            raise BenchError("a static batch needs one max_new_tokens for all its requests")
+        input_ids, attention_mask = _left_padded(batch, self.tokenizer.pad_token_id, torch)
+        pixels = [prepared.pixel_values for prepared in batch if prepared.pixel_values is not None]
         with torch.inference_mode():
             output = self.model.generate(
-                input_ids=prepared.input_ids,
-                attention_mask=prepared.attention_mask,
-                pixel_values=prepared.pixel_values,
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                pixel_values=torch.cat(pixels) if pixels else None,
                 max_new_tokens=n,
                 min_new_tokens=n,
                 do_sample=False,
                 num_beams=1,
                 eos_token_id=self.eos_token_id,
                 pad_token_id=self.tokenizer.pad_token_id,
-                streamer=_TimerStreamer(timer, self.options.sleep_per_token_s),
+                streamer=_TimerStreamer(timers, self.options.sleep_per_token_s),
             )
         # The remote-code model generates from embeddings and returns only new tokens.
-        new_ids = output[0] if self.remote_code else output[0, prepared.input_ids.shape[1] :]
-        token_ids = new_ids.tolist()
+        new_ids = output if self.remote_code else output[:, input_ids.shape[1] :]
+        return [self._generation(prepared, row.tolist()) for prepared, row in zip(batch, new_ids)]
+
+    def _generation(self, prepared: PreparedInput, token_ids: list[int]) -> Generation:
         return Generation(
             text=self.tokenizer.decode(token_ids, skip_special_tokens=False),
             output_tokens=len(token_ids),
@@ -199,7 +218,7 @@ class TransformersBackend(Backend):
             input_tokens=int(prepared.input_ids.shape[1]),
             image_tokens=prepared.image_tokens,
             tiles=prepared.tiles,
-            finish_reason="length" if len(token_ids) >= n else "stop",
+            finish_reason="length" if len(token_ids) >= prepared.max_new_tokens else "stop",
             details={"prompt_template": TEMPLATE_NAME},
         )
 
@@ -211,6 +230,19 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.model = None
+
+
+def _left_padded(batch: list[PreparedInput], pad_token_id: int, torch):
+    """Prompts of different lengths (tile counts differ) as one left-padded tensor and mask."""
+    if len(batch) == 1:
+        return batch[0].input_ids, batch[0].attention_mask
+    width = max(prepared.input_ids.shape[1] for prepared in batch)
+    ids, masks = [], []
+    for prepared in batch:
+        pad = width - prepared.input_ids.shape[1]
+        ids.append(torch.nn.functional.pad(prepared.input_ids, (pad, 0), value=pad_token_id))
+        masks.append(torch.nn.functional.pad(prepared.attention_mask, (pad, 0), value=0))
+    return torch.cat(ids), torch.cat(masks)
 
 
 def _read_config(model_path) -> dict:

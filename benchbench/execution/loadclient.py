@@ -199,6 +199,10 @@ class LoadClient:
                 self.close()
                 raise OSError(f"load client process could not connect to {host}:{port}")
 
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self._processes]
+
     def run_point(
         self,
         requests: Sequence[bytes],

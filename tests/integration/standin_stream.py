@@ -6,8 +6,10 @@ chunk shapes: after ``--ttft-s`` the first token, then one token every ``--token
 ``--tokens-per-chunk`` tokens per event (each event carries its cumulative usage, as vLLM's
 ``continuous_usage_stats`` does), a usage chunk and ``data: [DONE]``. It emits ``max_tokens``
 tokens (default ``--tokens``). Connections are kept alive. It counts requests in flight:
-GET /stats answers ``{"requests": n, "max_in_flight": m}``; POST /stats/reset zeroes both.
-GET /health answers 200. A request whose body has ``"standin_status": 503`` is answered with that HTTP error.
+GET /stats answers ``{"requests": n, "max_in_flight": m, "ttft_p50_s": ..., "e2e_p50_s": ...}``, the
+latter two as the stand-in itself timed them (request read to first/last token written), so a
+client's error is its figure minus these; POST /stats/reset zeroes them.
+GET /health answers 200, GET /v1/models names ``standin-model``. A request whose body has ``"standin_status": 503`` is answered with that HTTP error.
 
     python tests/integration/standin_stream.py --port 8000 --ttft-s 0.2 --token-s 0.02
 """
@@ -18,6 +20,8 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
+import time
 
 EVENT = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"%s"}}],"usage":{"completion_tokens":%d}}\n\n'
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -27,6 +31,8 @@ class StandInStreamServer:
     def __init__(self, ttft_s: float, token_s: float, tokens: int, tokens_per_chunk: int):
         self.ttft_s, self.token_s, self.tokens, self.per_chunk = ttft_s, token_s, tokens, tokens_per_chunk
         self.in_flight = self.max_in_flight = self.requests = 0
+        self.ttft_ns: list[int] = []  # as the stand-in itself saw them: request read -> first token written
+        self.e2e_ns: list[int] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -43,6 +49,8 @@ class StandInStreamServer:
                     await self._complete(json.loads(body or b"{}"), writer)
                 elif path == "/health":
                     writer.write(_plain(200, b"ok"))
+                elif path == "/v1/models":
+                    writer.write(_plain(200, b'{"object":"list","data":[{"id":"standin-model","object":"model"}]}', b"application/json"))
                 else:
                     writer.write(_plain(404, b"not found"))
                 await writer.drain()
@@ -54,10 +62,15 @@ class StandInStreamServer:
     def _stats(self, writer: asyncio.StreamWriter, reset: bool) -> None:
         if reset:
             self.max_in_flight = self.requests = 0
-        payload = json.dumps({"requests": self.requests, "max_in_flight": self.max_in_flight}).encode()
+            self.ttft_ns, self.e2e_ns = [], []
+        stats = {"requests": self.requests, "max_in_flight": self.max_in_flight}
+        if self.ttft_ns:
+            stats.update(ttft_p50_s=statistics.median(self.ttft_ns) / 1e9, e2e_p50_s=statistics.median(self.e2e_ns) / 1e9)
+        payload = json.dumps(stats).encode()
         writer.write(_plain(200, payload, b"application/json"))
 
     async def _complete(self, body: dict, writer: asyncio.StreamWriter) -> None:
+        arrived_ns = time.perf_counter_ns()
         self.requests += 1
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -72,6 +85,8 @@ class StandInStreamServer:
             sent, pieces = 0, []
             while sent < total:
                 if sent and self.token_s:
+                    if sent == self.per_chunk:
+                        self.ttft_ns.append(time.perf_counter_ns() - arrived_ns)
                     writer.write(b"".join(pieces))
                     pieces.clear()
                     await writer.drain()
@@ -82,7 +97,10 @@ class StandInStreamServer:
                 pieces.append(_chunk(EVENT % (text, sent)))
             usage = {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": total}}
             pieces.append(_chunk(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n"))
+            if not (self.token_s and total > self.per_chunk):
+                self.ttft_ns.append(time.perf_counter_ns() - arrived_ns)
             writer.write(b"".join(pieces) + b"0\r\n\r\n")  # zero delays: the whole stream in one write
+            self.e2e_ns.append(time.perf_counter_ns() - arrived_ns)
         finally:
             self.in_flight -= 1
 

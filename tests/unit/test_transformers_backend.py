@@ -105,3 +105,22 @@ def test_incomplete_checkpoint_is_a_model_error(tmp_path, tiny_model_dir):
     (tmp_path / "config.json").write_text((tiny_model_dir / "config.json").read_text())
     with pytest.raises(ModelError, match="cannot load"):
         backend_for(tmp_path).load()
+
+
+def test_a_static_batch_of_different_prompt_lengths_answers_as_one_at_a_time(loaded):
+    backend, _ = loaded
+    requests = build_workload(load_scenario("10x-image").with_overrides(max_new_tokens=4)).measured[:3]
+    prepared = [backend.prepare(request) for request in requests]
+    assert len({p.input_ids.shape[1] for p in prepared}) > 1  # left padding is exercised
+    alone = [backend.generate(p, StreamClock(backend.synchronize)).token_ids for p in prepared]
+    clocks = [StreamClock(backend.synchronize) for _ in prepared]
+    batched = backend.generate_batch(prepared, clocks)
+    assert [g.token_ids for g in batched] == alone
+    assert [(g.output_tokens, g.tiles, len(c.marks)) for g, c in zip(batched, clocks)] == [
+        (4, r.tiles_planned, 4) for r in requests
+    ]
+
+
+def test_the_backend_declares_static_batching_up_to_its_batch_size(tiny_model_dir):
+    concurrency = backend_for(tiny_model_dir, max_batch_size=3).concurrency
+    assert (concurrency.batching, concurrency.max_in_flight) == ("static", 3)
