@@ -1,0 +1,112 @@
+"""A load point through an in-process engine: requests arrive on the strategy's schedule, wait
+while the engine is busy, and are served in batches as large as the backend declares.
+
+The engine blocks while it generates, so this is a single-server queue: a request's TTFT and E2E
+count from when it was due (its arrival), the wait for the engine included, as a user would see
+them; ``queued_ns`` says how much of that was waiting. A static batch finishes together; a
+backend without batching serves one request at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from benchbench.backends.base import Backend, Generation
+from benchbench.execution.strategies import Strategy
+from benchbench.workload.build import WorkloadRequest
+
+
+@dataclass(frozen=True)
+class LoadJob:
+    request: WorkloadRequest
+    repeat: int
+
+
+@dataclass(frozen=True)
+class ServedRequest:
+    """Raw clock readings (perf_counter ns) of one request served under load."""
+
+    job: LoadJob
+    due_ns: int
+    start_ns: int
+    """preprocessing began (the engine took the request)"""
+    submitted_ns: int
+    """the batch went into the engine"""
+    end_ns: int
+    marks: tuple[tuple[int, int], ...]
+    generation: Generation
+    batch_size: int
+
+    @property
+    def queued_ns(self) -> int:
+        return self.start_ns - self.due_ns
+
+
+class _Marks:
+    """A token timer for one request of a batch."""
+
+    def __init__(self, synchronize: Callable[[], None]):
+        self._synchronize, self.marks = synchronize, []
+
+    def tokens(self, count: int = 1) -> None:
+        self._synchronize()
+        self.marks.append((time.perf_counter_ns(), count))
+
+
+def serve_point(
+    backend: Backend, jobs: Sequence[LoadJob], strategy: Strategy, seed: int, duration_s: float | None = None
+) -> list[ServedRequest]:
+    """Every job through the engine on the strategy's schedule; results in completion order."""
+    batch_limit = backend.concurrency.max_in_flight or 1
+    slots = strategy.max_in_flight
+    offsets = strategy.due_offsets(len(jobs), seed)
+    t0 = time.perf_counter_ns()
+    stop = t0 + int(duration_s * 1e9) if duration_s else None
+    upcoming = deque(jobs)
+    arrived: deque[tuple[LoadJob, int]] = deque()
+    served: list[ServedRequest] = []
+    in_system = 0
+    while upcoming or arrived:
+        now = time.perf_counter_ns()
+        if offsets is None:  # closed loop: a job is due as soon as a slot is free
+            while upcoming and in_system < (slots or 1) and not (stop and now > stop):
+                arrived.append((upcoming.popleft(), now))
+                in_system += 1
+        else:
+            while upcoming and t0 + int(offsets[len(jobs) - len(upcoming)] * 1e9) <= now:
+                index = len(jobs) - len(upcoming)
+                arrived.append((upcoming.popleft(), t0 + int(offsets[index] * 1e9)))
+        if stop and now > stop and offsets is not None:
+            upcoming.clear()
+        if not arrived:
+            if not upcoming:
+                break
+            next_due = t0 + int(offsets[len(jobs) - len(upcoming)] * 1e9) if offsets is not None else now
+            time.sleep(max(0, next_due - time.perf_counter_ns()) / 1e9)
+            continue
+        take = min(len(arrived), batch_limit, slots or batch_limit)
+        batch = [arrived.popleft() for _ in range(take)]
+        served.extend(_serve_batch(backend, batch))
+        in_system -= take if offsets is None else 0
+    return served
+
+
+def _serve_batch(backend: Backend, batch: list[tuple[LoadJob, int]]) -> list[ServedRequest]:
+    start = time.perf_counter_ns()
+    prepared = [backend.prepare(job.request) for job, _ in batch]
+    backend.synchronize()
+    submitted = time.perf_counter_ns()
+    timers = [_Marks(backend.synchronize) for _ in batch]
+    if len(batch) == 1:
+        generations = [backend.generate(prepared[0], timers[0])]
+    else:
+        generations = backend.generate_batch(prepared, timers)
+    backend.synchronize()
+    end = time.perf_counter_ns()
+    return [
+        ServedRequest(job, due, start, submitted, end, tuple(timer.marks), generation, len(batch))
+        for (job, due), timer, generation in zip(batch, timers, generations)
+    ]
