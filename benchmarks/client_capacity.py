@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import http.client
 import json
 import multiprocessing
 import os
@@ -41,6 +40,7 @@ from benchbench.execution.arrivals import send_offsets  # noqa: E402
 from benchbench.execution.http_stream import ConnectionPool, render_post  # noqa: E402
 from benchbench.execution.launch import ServerSpec, free_port, launch  # noqa: E402
 from benchbench.execution.loadclient import LoadClient  # noqa: E402
+from peer_clients import peer_closed_loop_rows, peer_ttft_rows, standin_stats  # noqa: E402
 
 STANDIN = ROOT / "tests" / "integration" / "standin_stream.py"
 TOKENS = 32
@@ -198,12 +198,6 @@ def open_loop_rows(port: int, rates: list[float], seconds: float, processes: int
     return rows, best
 
 
-def standin_stats(port: int, reset: bool = False) -> dict:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    connection.request("POST" if reset else "GET", "/stats/reset" if reset else "/stats")
-    return json.loads(connection.getresponse().read())
-
-
 def ttft_error_rows(port: int, count: int) -> tuple[list[str], dict]:
     """Client TTFT/E2E minus the stand-in's own (request read to first/last token written), p50."""
     request = render_post("127.0.0.1", port, PATH, BODY)
@@ -248,8 +242,6 @@ def main() -> None:
         print(f"  highest open-loop rate within lag p99 <= 1 ms, all verified: {max(best.values()):.0f} req/s "
               f"(1 process {best[1]:.0f}, 2 processes {best[2]:.0f}); target >= 800")
         if args.peers_python:
-            from peer_clients import peer_closed_loop_rows
-
             print("\n".join(peer_closed_loop_rows(args.peers_python, fast.spec.port, max(closed.values()), args.log_dir)))
     finally:
         fast.stop()
@@ -260,8 +252,6 @@ def main() -> None:
         rows, _ = ttft_error_rows(slow.spec.port, 256)
         print("\n".join(rows))
         if args.peers_python:
-            from peer_clients import peer_ttft_rows
-
             print("\n".join(peer_ttft_rows(args.peers_python, slow.spec.port, args.log_dir)))
     finally:
         slow.stop()
