@@ -134,3 +134,12 @@ def sustained(points: Sequence[PointSummary]) -> PointSummary | None:
     """The point with the highest achieved request rate among those within the SLO."""
     within = [p for p in points if p.within_slo]
     return max(within, key=lambda p: p.achieved_req_s) if within else None
+
+
+def point_request(record) -> PointRequest:
+    """A measured record's part in its point (``record.load`` is set)."""
+    load = record.load
+    tpot = None
+    if record.ttft_s is not None and record.output_tokens > 1:
+        tpot = (record.e2e_s - record.preprocess_s - record.ttft_s) / (record.output_tokens - 1)
+    return PointRequest(load, load.sent_s + record.e2e_s, record.output_tokens, record.ttft_s, tpot)
