@@ -148,17 +148,12 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
 
-SPIN_NS = 2_000_000
-
-
 async def _sleep_until(due_ns: int) -> None:
-    """Sleep, then yield to the loop (serving I/O) for the last 2 ms: a process woken from an
-    idle sleep can wait milliseconds for a CPU on a busy machine; a runnable one does not."""
+    """A plain sleep (``select()`` wakes within microseconds); spinning up to the due time would
+    burn CPU that the engine under test, on the same machine, may need."""
     delay_ns = due_ns - time.perf_counter_ns()
-    if delay_ns > SPIN_NS:
-        await asyncio.sleep((delay_ns - SPIN_NS) / 1e9)
-    while time.perf_counter_ns() < due_ns:
-        await asyncio.sleep(0)
+    if delay_ns > 0:
+        await asyncio.sleep(delay_ns / 1e9)
 
 
 def _worker_main(pipe: Pipe, host: str, port: int, connections: int, in_flight, me: int) -> None:
