@@ -48,6 +48,8 @@ def main() -> None:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "bfloat16", "float16"]), default=None)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default=None, help="Default placement for in-process engines.")
 @click.option("--request-timeout", type=float, default=None, help="Seconds one request may take [600].")
+@click.option("--load-timeout", type=float, default=None,
+              help="Seconds loading a backend may take, its network probes included [1800].")
 @click.option("--backend-timeout", type=float, default=None, help="Seconds one backend may take in all [none].")
 @click.option("--option", "backend_options", multiple=True, metavar="BACKEND.KEY=VALUE",
               help="Set a backend option, e.g. openai.dialect=transformers (repeatable).")
@@ -61,7 +63,7 @@ def main() -> None:
               help="gates.yaml naming a baseline: gate the run (exit 0 pass, 1 regression, 2 cannot judge).")
 @friendly_errors
 def run(scenario_name, model, backends, url, output_dir, requests, warmup, repeats, max_new_tokens, dtype, device,
-        request_timeout, backend_timeout, backend_options, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
+        request_timeout, load_timeout, backend_timeout, backend_options, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
         gates_path) -> None:
     """Run a scenario through its backends and write a report."""
     from benchbench import api
@@ -70,7 +72,7 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
     options = api.RunOptions(
         requests=requests, warmup=warmup, repeats=repeats or (gates and gates.repeats), max_new_tokens=max_new_tokens,
         dtype=dtype, backends=backends, url=url, backend_options=backend_options, load_8bit=load_8bit,
-        load_4bit=load_4bit, request_timeout_s=request_timeout, backend_timeout_s=backend_timeout, model=model,
+        load_4bit=load_4bit, request_timeout_s=request_timeout, load_timeout_s=load_timeout, backend_timeout_s=backend_timeout, model=model,
         device=device, output_dir=output_dir, trust_remote_code=trust_remote_code, command=sys.argv,
     )
     progress = _Progress(enabled=not no_progress)

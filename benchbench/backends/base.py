@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from benchbench.errors import BenchError
 from benchbench.workload.build import WorkloadRequest
 
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -77,6 +79,16 @@ class BackendContext:
     run_dir: Path
     seed: int
     trust_remote_code: bool = False
+    request_timeout_s: float | None = DEFAULT_REQUEST_TIMEOUT_S
+    """The run's per-request deadline (--request-timeout); server backends bound each call by it."""
+    load_timeout_s: float | None = None
+    """The run's load deadline (--load-timeout); load-time probes are bounded by it as well."""
+
+    def network_deadline_s(self, option_s: float | None, loading: bool = False) -> float:
+        """Seconds one network call may take: the backend's own option, else the run's request
+        deadline (600 s when the run has none), and never past the load deadline while loading."""
+        deadline = option_s or self.request_timeout_s or DEFAULT_REQUEST_TIMEOUT_S
+        return min(deadline, self.load_timeout_s or deadline) if loading else deadline
 
 
 class BackendOptions(BaseModel):

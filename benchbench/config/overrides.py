@@ -30,6 +30,8 @@ class ScenarioOverrides:
     load_8bit: bool = False
     load_4bit: bool = False
     request_timeout_s: float | None = None
+    load_timeout_s: float | None = None
+    """Seconds loading a backend may take, its network probes included."""
     backend_timeout_s: float | None = None
 
 
@@ -46,7 +48,8 @@ def apply_overrides(scenario: Scenario, overrides: ScenarioOverrides) -> Scenari
     if assignments:
         specs = fields.get("backends") or [b.model_dump() for b in scenario.backends]
         fields["backends"] = set_backend_options(specs, assignments)
-    timeouts = {"request_s": overrides.request_timeout_s, "backend_s": overrides.backend_timeout_s}
+    timeouts = {"request_s": overrides.request_timeout_s, "load_s": overrides.load_timeout_s,
+                "backend_s": overrides.backend_timeout_s}
     if any(value is not None for value in timeouts.values()):
         fields["timeouts"] = {**scenario.timeouts.model_dump(),
                               **{key: value for key, value in timeouts.items() if value is not None}}

@@ -28,6 +28,8 @@ class RunSettings:
     device: str | None
     seed: int
     trust_remote_code: bool = False
+    request_timeout_s: float | None = None
+    load_timeout_s: float | None = None
 
 
 def run_backend(
@@ -90,5 +92,7 @@ def _make_backend(spec: BackendSpec, settings: RunSettings) -> Backend:
         run_dir=settings.run_dir,
         seed=settings.seed,
         trust_remote_code=settings.trust_remote_code,
+        request_timeout_s=settings.request_timeout_s,
+        load_timeout_s=settings.load_timeout_s,
     )
     return cls(parse_options(cls, spec.options, spec.name), context)

@@ -33,7 +33,8 @@ def run_worker(run_dir: Path, index: int, events) -> None:
         events.write(json.dumps({"event": event, key: payload.model_dump(mode="json")}) + "\n")
 
     manifest = read_manifest(run_dir)
-    spec = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}").backends[index]
+    scenario = parse_scenario(manifest.scenario, source=f"manifest of {run_dir}")
+    spec = scenario.backends[index]
     try:
         workload = load_workload(run_dir, manifest.workload_hash)
         done = frozenset(
@@ -42,7 +43,8 @@ def run_worker(run_dir: Path, index: int, events) -> None:
     except BenchError as exc:
         send("outcome", BackendOutcome(name=spec.name, kind=spec.kind, options=spec.options, status="failed", error=str(exc)))
         return
-    settings = RunSettings(**{**manifest.settings, "run_dir": run_dir, "model_path": Path(manifest.settings["model_path"])})
+    settings = RunSettings(**{**manifest.settings, "run_dir": run_dir, "model_path": Path(manifest.settings["model_path"]),
+                              "request_timeout_s": scenario.timeouts.request_s, "load_timeout_s": scenario.timeouts.load_s})
     sink = RecordSink(run_dir)
     try:
         outcome = run_backend(

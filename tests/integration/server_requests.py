@@ -39,3 +39,20 @@ class RecordingTimer:
         self.counts.append(count)
         if self.on_token:
             self.on_token(len(self.counts))
+
+
+def text_workload(max_new_tokens: int, requests: int) -> Workload:
+    """Requests without images: a small body, so a timing test sees the server's delay, not JSON."""
+    scenario = parse_scenario(
+        {
+            "name": "text-only",
+            "images": {"synthetic": {"sizes": [[64, 64]]}},
+            "images_per_request": 0,
+            "prompt": {"turns": [{"user": "Say something."}]},
+            "requests": requests,
+            "warmup": 0,
+            "max_new_tokens": max_new_tokens,
+        },
+        source="test",
+    )
+    return build_workload(scenario)

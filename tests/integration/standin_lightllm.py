@@ -72,6 +72,7 @@ class StandInLightLLMServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as uvicorn does: small writes leave at once
     server: StandInLightLLMServer
 
     def do_GET(self) -> None:

@@ -5,10 +5,16 @@ POST /v1/chat/completions (streamed as ``data: {chunk}`` lines ending in ``data:
 JSON answer) in the shapes vLLM and LMDeploy send. It computes nothing: token i has the text
 `` t{i}``; a finish chunk, then a usage-only chunk when ``stream_options.include_usage`` asks for it.
 ``prompt_tokens`` is 10 plus, per image, 3 wrapper tokens and 256 per tile (``STANDIN_TILES``).
-It stops after ``max_tokens`` tokens.
+It stops after ``max_tokens`` tokens. Each access-log line names the serial number of the TCP
+connection the request came on (``conn 1``), so tests can see whether a client reused its connection.
 
 Behaviour switches (environment):
   STANDIN_TOKEN_DELAY_S  pause before each streamed token
+  STANDIN_FIRST_TOKEN_DELAY_S  pause once, before the first token (a known TTFT); the log says
+                         how long after reading the request line the first token really left
+  STANDIN_BIG_DELTA_BYTES  the first token's text is this many bytes long (one huge event)
+  STANDIN_DRIBBLE_S      after the role chunk, send one byte of a never-ending event this often
+                         (for at most 10 s, then close)
   STANDIN_TILES          tiles it claims per image (default 7)
   STANDIN_STRICT         refuse keys outside the OpenAI standard with HTTP 422, as transformers serve does
   STANDIN_MODEL          the one model id it serves (default "standin-model")
@@ -17,6 +23,7 @@ Behaviour switches (environment):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -36,14 +43,23 @@ class StandInOpenAIServer(ThreadingHTTPServer):
         self.tiles = int(os.environ.get("STANDIN_TILES", "7"))
         self.delay_s = float(os.environ.get("STANDIN_TOKEN_DELAY_S", "0"))
         self.strict = bool(os.environ.get("STANDIN_STRICT"))
+        self.first_delay_s = float(os.environ.get("STANDIN_FIRST_TOKEN_DELAY_S", "0"))
+        self.big_delta = int(os.environ.get("STANDIN_BIG_DELTA_BYTES", "0"))
+        self.dribble_s = float(os.environ.get("STANDIN_DRIBBLE_S", "0"))
+        self.connections = itertools.count(1)
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as uvicorn does: small writes leave at once
     server: StandInOpenAIServer
 
+    def setup(self) -> None:
+        super().setup()
+        self.connection_number = next(self.server.connections)
+
     def log_message(self, format: str, *args) -> None:
-        sys.stderr.write("stand-in: " + format % args + "\n")
+        sys.stderr.write(f"stand-in conn {self.connection_number}: " + format % args + "\n")
 
     def do_GET(self) -> None:
         if self.path == "/v1/models":
@@ -52,6 +68,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"status": "ok"})
         else:
             self._json(404, {"detail": "Not Found"})
+
+    def parse_request(self) -> bool:
+        self.received_ns = time.perf_counter_ns()  # the request line has just arrived
+        return super().parse_request()
 
     def do_POST(self) -> None:
         if self.path != "/v1/chat/completions":
@@ -82,14 +102,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         self._event({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})
+        if self.server.dribble_s:
+            self._dribble()
+            return
+        time.sleep(self.server.first_delay_s)
         for i in range(body["max_tokens"]):
             time.sleep(self.server.delay_s)
-            self._event({"choices": [{"index": 0, "delta": {"content": f" t{i}"}}]})
+            text = "x" * self.server.big_delta if i == 0 and self.server.big_delta else f" t{i}"
+            self._event({"choices": [{"index": 0, "delta": {"content": text}}]})
+            if i == 0:
+                sys.stderr.write(f"stand-in first token {time.perf_counter_ns() - self.received_ns} ns after the request\n")
         self._event({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]})
         if (body.get("stream_options") or {}).get("include_usage"):
             self._event({"choices": [], "usage": usage})
         self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")
+
+    def _dribble(self) -> None:
+        self._chunk(b"data: ")
+        ends = time.monotonic() + 10
+        while time.monotonic() < ends:
+            time.sleep(self.server.dribble_s)
+            self._chunk(b"x")
+        self.close_connection = True
 
     def _event(self, chunk: dict) -> None:
         self._chunk(f"data: {json.dumps({'id': 'c', 'object': 'chat.completion.chunk', **chunk})}\n\n".encode())

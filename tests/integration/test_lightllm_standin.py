@@ -107,7 +107,7 @@ def test_launch_waits_until_health_answers_200(tmp_path, shim_path, monkeypatch)
     try:
         backend.load()
         assert time.monotonic() - started >= 1.0
-        assert backend.client.health() == 200
+        assert backend.client.health(5.0) == 200
     finally:
         backend.close()
 

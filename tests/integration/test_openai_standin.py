@@ -4,6 +4,7 @@ speaking the OpenAI chunk shapes, not a real engine: a real HTTP server in a rea
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -101,7 +102,7 @@ def test_server_killed_mid_stream_is_an_error_and_no_process_is_left(tmp_path, m
             if seen == 3:
                 os.kill(server.pid, signal.SIGKILL)
 
-        with pytest.raises(BackendError, match=rf"openai server {server.url}: .*after 3 token\(s\).*the server may have crashed"):
+        with pytest.raises(BackendError, match=rf"openai server {server.url}/v1/chat/completions: .*after 3 token\(s\).*the server may have crashed"):
             backend.generate(prepared, RecordingTimer(kill_at_third_token))
         backend.close()
     finally:

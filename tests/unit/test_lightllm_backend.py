@@ -16,7 +16,7 @@ from benchbench.backends.lightllm.protocol import (
     error_message,
     lightllm_tiles,
     parse_generate_response,
-    parse_stream_line,
+    parse_stream_data,
 )
 from benchbench.errors import BenchError
 from benchbench.workload.imaging import TilingConfig, planned_tiles
@@ -236,35 +236,30 @@ def test_checkpoint_pre_process_py_makes_tiles_unpredicted(tmp_path):
 
 
 STREAM_EVENT = (
-    b'data:{"token": {"id": 1734, "text": " cat", "logprob": -0.01, "special": false, '
-    b'"count_output_tokens": 3, "prompt_tokens": 1861}, "generated_text": null, '
-    b'"finished": true, "finish_reason": "length", "details": null}\n'
+    '{"token": {"id": 1734, "text": " cat", "logprob": -0.01, "special": false, '
+    '"count_output_tokens": 3, "prompt_tokens": 1861}, "generated_text": null, '
+    '"finished": true, "finish_reason": "length", "details": null}'
 )
 
 
 def test_stream_event_is_parsed_from_lightllms_data_line():
-    event = parse_stream_line(STREAM_EVENT)
+    event = parse_stream_data(STREAM_EVENT)
     assert (event.token_id, event.text, event.output_tokens_so_far, event.prompt_tokens) == (1734, " cat", 3, 1861)
     assert (event.finished, event.finish_reason) == (True, "length")
 
 
-@pytest.mark.parametrize("line", [b"\n", b"\r\n", b": keep-alive\n", b"event: message\n"])
-def test_lines_without_data_are_skipped(line):
-    assert parse_stream_line(line) is None
-
-
-def stream_event(index: int, count: int | None, finished: bool = False) -> bytes:
+def stream_event(index: int, count: int | None, finished: bool = False) -> str:
     token = {"id": 100 + index, "text": f"<{index}>", "logprob": 0.0, "special": False}
     if count is not None:
         token["count_output_tokens"] = count
     event = {"token": token, "generated_text": None, "finished": finished,
              "finish_reason": "length" if finished else None, "details": None}  # fmt: skip
-    return b"data:" + json.dumps(event).encode() + b"\n"
+    return json.dumps(event)
 
 
 def test_accumulator_counts_tokens_from_the_cumulative_counter():
     accumulated = StreamAccumulator()
-    added = [accumulated.add(parse_stream_line(stream_event(i, i + 1, finished=i == 2))) for i in range(3)]
+    added = [accumulated.add(parse_stream_data(stream_event(i, i + 1, finished=i == 2))) for i in range(3)]
     result = accumulated.result()
     assert added == [1, 1, 1]
     assert (result.text, result.output_tokens, result.token_ids) == ("<0><1><2>", 3, [100, 101, 102])
@@ -274,7 +269,7 @@ def test_accumulator_counts_tokens_from_the_cumulative_counter():
 def test_accumulator_counts_one_token_per_event_when_the_counter_is_absent():
     accumulated = StreamAccumulator()
     for i in range(4):
-        accumulated.add(parse_stream_line(stream_event(i, None)))
+        accumulated.add(parse_stream_data(stream_event(i, None)))
     assert accumulated.output_tokens == 4 and not accumulated.finished
 
 

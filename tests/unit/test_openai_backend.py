@@ -12,6 +12,7 @@ from benchbench.backends.base import BackendContext, parse_options
 from benchbench.backends.openai.backend import OpenAIBackend, PreparedChat, _image_counts
 from benchbench.backends.openai.client import OpenAIClient
 from benchbench.backends.openai.protocol import baseline_body, request_body
+from benchbench.backends.sse import SSEDecoder
 from benchbench.backends.openai.responses import (
     DONE,
     ChatResult,
@@ -20,7 +21,7 @@ from benchbench.backends.openai.responses import (
     StreamError,
     infer_tiles,
     parse_completion,
-    parse_sse_line,
+    parse_sse_data,
 )
 from benchbench.errors import BackendError, BenchError
 from benchbench.config.scenario import load_scenario
@@ -42,8 +43,8 @@ def sse(*events: object) -> list[bytes]:
 
 def accumulate(lines: list[bytes], usage_per_chunk: bool = False) -> tuple[list[int], ChatResult]:
     accumulator, counts = StreamAccumulator(usage_per_chunk=usage_per_chunk), []
-    for line in lines:
-        event = parse_sse_line(line)
+    decoder = SSEDecoder()
+    for event in (parse_sse_data(data) for line in lines for data in decoder.feed(line)):
         if event is DONE:
             break
         if event is not None and (added := accumulator.add(event)):
@@ -267,17 +268,12 @@ def test_a_generic_server_without_usage_is_counted_and_says_so():
 )
 def test_an_error_event_is_raised_with_the_servers_message(line, message):
     with pytest.raises(StreamError, match=message):
-        parse_sse_line(line)
-
-
-@pytest.mark.parametrize("line", [b"\n", b": ping\n", b"event: message\n", b"id: 4\n"])
-def test_other_sse_lines_are_skipped(line):
-    assert parse_sse_line(line) is None
+        parse_sse_data(SSEDecoder().feed(line + b"\n")[0])
 
 
 def test_a_data_line_that_is_not_an_object_is_refused():
     with pytest.raises(ValueError, match="not an object"):
-        parse_sse_line(b"data: [1, 2]\n")
+        parse_sse_data("[1, 2]")
 
 
 def test_a_non_streamed_answer_is_parsed_with_its_usage():
@@ -344,8 +340,8 @@ def test_a_url_without_http_scheme_and_host_is_refused(url):
 
 
 def test_a_trailing_v1_names_the_same_server():
-    assert OpenAIClient("http://h:1/v1/", 1.0).http._prefix == OpenAIClient("http://h:1", 1.0).http._prefix == ""
-    assert OpenAIClient("https://h/proxy/v1", 1.0).http._prefix == "/proxy"
+    assert OpenAIClient("http://h:1/v1/", 1.0).http.url == OpenAIClient("http://h:1", 1.0).http.url == "http://h:1"
+    assert OpenAIClient("https://h/proxy/v1", 1.0).http.url == "https://h/proxy"
 
 
 def test_a_missing_api_key_variable_is_named(monkeypatch):

@@ -9,6 +9,7 @@ Flags and environment names: lightllm/server/api_cli.py, docs/EN/source/tutorial
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
-from benchbench.backends.lightllm.client import ConnectionLost, LightLLMClient
+from benchbench.backends.http_client import ConnectionLost, new_connection_details
+from benchbench.backends.lightllm.client import LightLLMClient
 from benchbench.backends.lightllm.protocol import IMAGE_TAG, lightllm_tiles, request_body, sampling_parameters
 from benchbench.errors import BackendError, BenchError, ModelError
 from benchbench.execution.launch import LaunchedServer, ServerSpec, free_port, launch
@@ -53,7 +55,9 @@ class LightLLMOptions(BackendOptions):
     extra_args: list[str] = Field(default_factory=list, description="further api_server flags, passed as given")
     stream: bool = True
     startup_timeout_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
-    request_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
+    request_timeout_s: float | None = Field(
+        default=None, gt=0.0, le=86_400.0, description="deadline of one request; default: the run's --request-timeout"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> LightLLMOptions:
@@ -133,16 +137,21 @@ class LightLLMBackend(Backend):
     def load(self) -> dict[str, Any]:
         facts: dict[str, Any] = {"prompt_template": TEMPLATE_NAME, "image_tag": IMAGE_TAG, "stream": self.options.stream}
         if self.options.url is not None:
-            self.client = LightLLMClient(self.options.url, self.options.request_timeout_s)
-            status = self.client.health()
-            if status != 200:
-                raise BackendError(f"lightllm server {self.client.url}/health answered HTTP {status}; wait until it is ready")
+            self._connect(self.options.url)
             return {**facts, "url": self.client.url, "launched": False}
         self.server = launch(self._server_spec())
-        self.client = LightLLMClient(self.server.url, self.options.request_timeout_s)
+        self._connect(self.server.url)
         spec = self.server.spec
         return {**facts, "url": self.server.url, "launched": True, "argv": list(spec.argv), "env": dict(spec.env),
                 "log": str(spec.log_path), "pid": self.server.pid}  # fmt: skip
+
+    def _connect(self, url: str) -> None:
+        """The pooled client, its connection opened by a health probe before any request is timed."""
+        deadline_s = self.context.network_deadline_s(self.options.request_timeout_s)
+        self.client = LightLLMClient(url, deadline_s)
+        status = self.client.health(self.context.network_deadline_s(self.options.request_timeout_s, loading=True))
+        if status != 200:
+            raise BackendError(f"lightllm server {self.client.url}/health answered HTTP {status}; wait until it is ready")
 
     def _server_spec(self) -> ServerSpec:
         model_dir = self.context.model_path
@@ -158,7 +167,7 @@ class LightLLMBackend(Backend):
             host=self.options.host,
             port=port,
             log_path=self.context.run_dir / "logs" / f"{self.context.name}.server.log",
-            startup_timeout_s=self.options.startup_timeout_s,
+            startup_timeout_s=min(self.options.startup_timeout_s, self.context.load_timeout_s or math.inf),
         )
 
     def prepare(self, request: WorkloadRequest) -> PreparedRequest:
@@ -197,6 +206,7 @@ class LightLLMBackend(Backend):
             )
 
     def generate(self, prepared: PreparedRequest, timer: TokenTimer) -> Generation:
+        connections_before = self.client.http.connections_opened
         try:
             # Without a stream there is no first-token time to report: the timer is left untouched.
             stream = self.options.stream
@@ -217,6 +227,7 @@ class LightLLMBackend(Backend):
                 "image_max_patch_num": prepared.body["parameters"]["image_max_patch_num"],
                 "tiles_per_image": prepared.tiles_per_image and list(prepared.tiles_per_image),
                 "tiling_rule": self._tiling_rule,
+                **new_connection_details(self.client.http.connections_opened - connections_before),
             },
         )
 
@@ -233,6 +244,9 @@ class LightLLMBackend(Backend):
         return exc
 
     def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
         if self.server is not None:
             self.server.stop()
             self.server = None

@@ -1,29 +1,23 @@
-"""A standard-library HTTP client for LightLLM's /health, /generate and /generate_stream."""
+"""The HTTP client of LightLLM's /health, /generate and /generate_stream, over one keep-alive
+connection; every failure is a BackendError that names the URL."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchbench.backends.http_json import JsonHttp
+from benchbench.backends.http_client import ConnectionLost, Refused, ServerHttp
 from benchbench.backends.lightllm.protocol import (
     LightLLMResult,
     StreamAccumulator,
     error_message,
     parse_generate_response,
-    parse_stream_line,
+    parse_stream_data,
 )
 from benchbench.errors import BackendError
-
-MAX_EVENT_BYTES = 1 << 20
-
-
-class ConnectionLost(BackendError):
-    """The server could not be reached or dropped the connection (as opposed to answering an error)."""
 
 
 class LightLLMClient:
@@ -35,16 +29,16 @@ class LightLLMClient:
             raise BackendError(f"lightllm url {url!r}: give it as http://HOST:PORT")
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
-        self.http = JsonHttp("lightllm server", self.url, parts.hostname, parts.port or 80, timeout_s, ConnectionLost)
+        self.http = ServerHttp("lightllm server", self.url)
 
-    def health(self) -> int:
+    def health(self, timeout_s: float) -> int:
         """HTTP status of GET /health (200 healthy, 503 not yet); raises when nothing answers."""
-        status, _body = self.http.exchange("GET", "/health", None)
+        status, _body = self.http.exchange("GET", "/health", None, timeout_s)
         return status
 
     def generate(self, body: dict[str, Any]) -> LightLLMResult:
         """POST /generate and parse the whole answer."""
-        status, raw = self.http.exchange("POST", "/generate", body)
+        status, raw = self.http.exchange("POST", "/generate", body, self.timeout_s)
         if status != 200:
             raise BackendError(f"lightllm server {self.url} refused /generate: {error_message(status, raw)}")
         try:
@@ -54,36 +48,33 @@ class LightLLMClient:
 
     def generate_stream(self, body: dict[str, Any], on_tokens: Callable[[int], None]) -> LightLLMResult:
         """POST /generate_stream, calling ``on_tokens(n)`` as each event arrives."""
-        deadline = time.monotonic() + self.timeout_s
-        connection = self.http.connection()
+        sink = _EventSink(StreamAccumulator(), on_tokens)
         try:
-            response = self.http.send(connection, "POST", "/generate_stream", body)
-            if response.status != 200:
-                raise BackendError(
-                    f"lightllm server {self.url} refused /generate_stream: {error_message(response.status, response.read())}"
-                )
-            accumulated = StreamAccumulator()
-            while not accumulated.finished:
-                line = self._read_line(response, accumulated)
-                event = parse_stream_line(line)
-                if event is not None and (added := accumulated.add(event)) > 0:
-                    on_tokens(added)
-                if time.monotonic() > deadline:
-                    raise BackendError(
-                        f"lightllm server {self.url}: request still streaming after {self.timeout_s:g} s; "
-                        "raise the request timeout"
-                    )
-            return accumulated.result()
+            finished = self.http.stream("/generate_stream", body, self.timeout_s, sink)
+        except Refused as exc:
+            raise BackendError(f"lightllm server {self.url} refused /generate_stream: {error_message(exc.status, exc.body)}") from None
         except ValueError as exc:
             raise BackendError(f"lightllm server {self.url}: stream event is not LightLLM's JSON ({exc})") from None
-        finally:
-            connection.close()
-
-    def _read_line(self, response: http.client.HTTPResponse, accumulated: StreamAccumulator) -> bytes:
-        line = self.http.read_line(response, MAX_EVENT_BYTES, accumulated.output_tokens)
-        if not line:
+        if not finished:
             raise ConnectionLost(
-                f"lightllm server {self.url}: stream ended after {accumulated.output_tokens} token(s) "
-                "without finishing (connection closed); the server may have crashed"
+                f"lightllm server {self.url}: stream ended after {sink.progress()} without finishing "
+                "(connection closed); the server may have crashed"
             )
-        return line
+        return sink.accumulated.result()
+
+    def close(self) -> None:
+        self.http.close()
+
+
+@dataclass
+class _EventSink:
+    accumulated: StreamAccumulator
+    on_tokens: Callable[[int], None]
+
+    def take(self, data: str) -> bool:
+        if (added := self.accumulated.add(parse_stream_data(data))) > 0:
+            self.on_tokens(added)
+        return self.accumulated.finished
+
+    def progress(self) -> str:
+        return f"{self.accumulated.output_tokens} token(s)"

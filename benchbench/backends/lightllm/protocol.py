@@ -99,12 +99,9 @@ class StreamEvent:
     finish_reason: str | None
 
 
-def parse_stream_line(line: bytes) -> StreamEvent | None:
-    """One line of the event stream; None for blank lines and non-data fields."""
-    text = line.decode("utf-8").strip()
-    if not text.startswith("data:"):
-        return None
-    event = json.loads(text[len("data:") :])
+def parse_stream_data(data: str) -> StreamEvent:
+    """One event of the stream (the JSON after ``data:``)."""
+    event = json.loads(data)
     token = event.get("token") or {}
     return StreamEvent(
         token_id=token.get("id"),

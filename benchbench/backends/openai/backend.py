@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
+from benchbench.backends.http_client import new_connection_details
 from benchbench.backends.openai.client import OpenAIClient
 from benchbench.backends.openai.protocol import TRAITS, Dialect, baseline_body, request_body
 from benchbench.backends.openai.responses import ChatResult, infer_tiles
@@ -34,7 +35,9 @@ class OpenAIOptions(BackendOptions):
     api_key_env: str | None = Field(default=None, description="environment variable holding a bearer token")
     dialect: Dialect = Field(default="generic", description="server family: which extra fields it understands")
     stream: bool = True
-    request_timeout_s: float = Field(default=600.0, gt=0.0, le=86_400.0)
+    request_timeout_s: float | None = Field(
+        default=None, gt=0.0, le=86_400.0, description="deadline of one request; default: the run's --request-timeout"
+    )
     server_adds_image_newline: bool = Field(
         default=True, description="the server's template writes '\\n' after each image (InternVL's do)"
     )
@@ -68,8 +71,9 @@ class OpenAIBackend(Backend):
         )
 
     def load(self) -> dict[str, Any]:
-        self.client = OpenAIClient(self.options.url, self.options.request_timeout_s, self._api_key())
-        served = self.client.models()
+        context = self.context
+        self.client = OpenAIClient(self.options.url, context.network_deadline_s(self.options.request_timeout_s), self._api_key())
+        served = self.client.models(context.network_deadline_s(self.options.request_timeout_s, loading=True))
         self.model = self._pick_model(served)
         self._baselines: dict[str, int | None] = {}
         return {
@@ -127,6 +131,7 @@ class OpenAIBackend(Backend):
         return request_body(request, self.model, options.dialect, options.stream, options.server_adds_image_newline, options.extra_body)
 
     def generate(self, prepared: PreparedChat, timer: TokenTimer) -> Generation:
+        connections_before = self.client.http.connections_opened
         if self.options.stream:
             usage_per_chunk = TRAITS[self.options.dialect].usage_per_chunk
             result = self.client.stream(prepared.body, timer.tokens, usage_per_chunk)
@@ -147,11 +152,14 @@ class OpenAIBackend(Backend):
                 "output_tokens_source": result.output_tokens_source,
                 **_stream_details(result),
                 **image_details,
+                **new_connection_details(self.client.http.connections_opened - connections_before),
             },
         )
 
     def close(self) -> None:
-        self.client = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
 
 def _conversation_key(probe: dict[str, Any]) -> str:

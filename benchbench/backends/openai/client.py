@@ -1,16 +1,15 @@
-"""A standard-library HTTP client for an OpenAI-compatible server: /v1/models and
-/v1/chat/completions, streamed (SSE) or not. Every failure is a BackendError naming the URL."""
+"""The HTTP client of an OpenAI-compatible server: /v1/models and /v1/chat/completions, streamed
+(SSE) or not, over one keep-alive connection. Every failure is a BackendError naming the URL."""
 
 from __future__ import annotations
 
-import http.client
 import json
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchbench.backends.http_json import JsonHttp
+from benchbench.backends.http_client import ConnectionLost, Refused, ServerHttp
 from benchbench.backends.openai.responses import (
     DONE,
     ChatResult,
@@ -18,16 +17,11 @@ from benchbench.backends.openai.responses import (
     StreamError,
     error_text,
     parse_completion,
-    parse_sse_line,
+    parse_sse_data,
 )
 from benchbench.errors import BackendError
 
-MAX_LINE_BYTES = 1 << 20
 CHAT_PATH = "/v1/chat/completions"
-
-
-class ServerUnreachable(BackendError):
-    """Nothing answered, or the connection dropped before the answer was complete."""
 
 
 class OpenAIClient:
@@ -40,22 +34,29 @@ class OpenAIClient:
         headers = {"Accept": "application/json, text/event-stream"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self.http = JsonHttp(
-            "openai server", self.url, parts.hostname, parts.port, timeout_s, ServerUnreachable,
-            https=parts.scheme == "https", prefix=parts.path.rstrip("/").removesuffix("/v1"), headers=headers,
-        )  # fmt: skip
+        root = self.url.removesuffix("/v1")
+        self.http = ServerHttp("openai server", root, headers=headers)
 
-    def models(self) -> list[str] | None:
+    def models(self, timeout_s: float) -> list[str] | None:
         """Ids the server lists at /v1/models, or None when it has no such endpoint."""
-        status, raw = self.http.exchange("GET", "/v1/models", None)
+        status, raw = self.http.exchange("GET", "/v1/models", None, timeout_s)
         if status == 404:
             return None
         answer = self._answer_json(status, raw, "/v1/models")
         return [str(entry.get("id")) for entry in answer.get("data") or [] if isinstance(entry, dict)]
 
-    def complete(self, body: dict[str, Any]) -> ChatResult:
+    def get_json(self, path: str, timeout_s: float) -> dict[str, Any] | None:
+        """GET ``path`` as a JSON object; None when the server has no such endpoint or it is not JSON."""
+        status, raw = self.http.exchange("GET", path, None, timeout_s)
+        try:
+            answer = json.loads(raw) if status == 200 else None
+        except ValueError:
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def complete(self, body: dict[str, Any], timeout_s: float | None = None) -> ChatResult:
         """POST a non-streamed chat completion and parse the answer."""
-        status, raw = self.http.exchange("POST", CHAT_PATH, body)
+        status, raw = self.http.exchange("POST", CHAT_PATH, body, timeout_s or self.timeout_s)
         answer = self._answer_json(status, raw, CHAT_PATH)
         try:
             return parse_completion(answer)
@@ -64,40 +65,25 @@ class OpenAIClient:
 
     def stream(self, body: dict[str, Any], on_tokens: Callable[[int], None], usage_per_chunk: bool) -> ChatResult:
         """POST a streamed chat completion, calling ``on_tokens(n)`` as chunks with tokens arrive."""
-        deadline = time.monotonic() + self.timeout_s
-        connection = self.http.connection()
+        sink = _ChunkSink(StreamAccumulator(usage_per_chunk=usage_per_chunk), on_tokens)
         try:
-            response = self.http.send(connection, "POST", CHAT_PATH, body)
-            if response.status != 200:
-                raise self._refused(response.status, response.read(), CHAT_PATH)
-            accumulated = StreamAccumulator(usage_per_chunk=usage_per_chunk)
-            while (event := parse_sse_line(self._read_line(response, accumulated))) is not DONE:
-                if event is not None and (added := accumulated.add(event)) > 0:
-                    on_tokens(added)
-                if time.monotonic() > deadline:
-                    raise BackendError(
-                        f"openai server {self.url}: request still streaming after {self.timeout_s:g} s; raise the request timeout"
-                    )
-        except _EndOfStream:
-            pass
+            self.http.stream(CHAT_PATH, body, self.timeout_s, sink)
+        except Refused as exc:
+            raise self._refused(exc.status, exc.body, CHAT_PATH) from None
         except StreamError as exc:
             raise BackendError(f"openai server {self.url} reported an error mid-stream: {exc}") from None
         except ValueError as exc:
             raise BackendError(f"openai server {self.url}: stream event is not chat.completion.chunk JSON ({exc})") from None
-        finally:
-            connection.close()
-        if accumulated.finish_reason is None:
-            raise ServerUnreachable(
+        accumulated = sink.accumulated
+        if accumulated.finish_reason is None:  # transformers serve sends no [DONE]: the body's end is the end
+            raise ConnectionLost(
                 f"openai server {self.url}: stream ended after {accumulated.counted} token(s) without a "
                 "finish_reason; the server may have crashed"
             )
         return accumulated.result()
 
-    def _read_line(self, response: http.client.HTTPResponse, accumulated: StreamAccumulator) -> bytes:
-        line = self.http.read_line(response, MAX_LINE_BYTES, accumulated.counted)
-        if not line:
-            raise _EndOfStream
-        return line
+    def close(self) -> None:
+        self.http.close()
 
     def _answer_json(self, status: int, raw: bytes, path: str) -> dict[str, Any]:
         if status != 200:
@@ -123,5 +109,18 @@ class OpenAIClient:
         return BackendError(f"openai server {self.url} refused {path}: HTTP {status}: {detail}")
 
 
-class _EndOfStream(Exception):
-    """The response body ended (transformers serve sends no [DONE])."""
+@dataclass
+class _ChunkSink:
+    accumulated: StreamAccumulator
+    on_tokens: Callable[[int], None]
+
+    def take(self, data: str) -> bool:
+        chunk = parse_sse_data(data)
+        if chunk is DONE:
+            return True
+        if (added := self.accumulated.add(chunk)) > 0:
+            self.on_tokens(added)
+        return False
+
+    def progress(self) -> str:
+        return f"{self.accumulated.counted} token(s)"

@@ -37,12 +37,9 @@ class Chunk:
     has_choice: bool = False
 
 
-def parse_sse_line(line: bytes) -> Chunk | str | None:
-    """A ``data:`` line as a Chunk, ``DONE`` at ``data: [DONE]``, None for other SSE lines."""
-    text = line.decode("utf-8").strip()
-    if not text.startswith("data:"):
-        return None  # blank separators, comments (": ping"), event:/id: fields
-    payload = text[len("data:") :].strip()
+def parse_sse_data(data: str) -> Chunk | str:
+    """One SSE event's data as a Chunk, or ``DONE`` at ``[DONE]``."""
+    payload = data.strip()
     if payload == DONE:
         return DONE
     event = json.loads(payload)
