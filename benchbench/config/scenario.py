@@ -53,9 +53,25 @@ class Turn(_Strict):
     assistant: str | None = None
 
 
+# InternVL's own default system message: the system_message of the ``internvl2_5`` conversation
+# template (OpenGVLab/InternVL internvl_chat/internvl/conversation.py; LMDeploy's internvl2_5 and
+# SGLang's internvl-2-5 templates carry the same string). Engines that apply the model's template
+# themselves use it when no system message is sent.
+INTERNVL_DEFAULT = "internvl-default"
+INTERNVL_DEFAULT_SYSTEM = "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+
+
 class PromptSpec(_Strict):
-    system: str = "You are a helpful assistant."
+    system: str = Field(
+        default="You are a helpful assistant.",
+        description=f"the system message, or '{INTERNVL_DEFAULT}' for InternVL's own (its model cards')",
+    )
     turns: list[Turn] = Field(min_length=1)
+
+    @property
+    def system_message(self) -> str:
+        """The text every engine receives as the system message."""
+        return INTERNVL_DEFAULT_SYSTEM if self.system == INTERNVL_DEFAULT else self.system
 
     @model_validator(mode="after")
     def _history_has_replies(self) -> PromptSpec:
@@ -131,6 +147,9 @@ class Scenario(_Strict):
     timeouts: TimeoutSpec = TimeoutSpec()
     load: LoadSpec | None = None
     slo: SloSpec | None = None
+    cache: Literal["cold", "warm"] = Field(
+        default="cold", description="cold: fresh image bytes every repeat; warm: each request sent once untimed first"
+    )
 
     @model_validator(mode="after")
     def _placeholders_match_images(self) -> Scenario:
@@ -146,8 +165,9 @@ class Scenario(_Strict):
         return self
 
     def content_hash(self) -> str:
-        # Absent load/SLO blocks stay out, so scenarios written before them keep their hash.
-        data = self.model_dump(mode="json", exclude={key for key in ("load", "slo") if getattr(self, key) is None})
+        # Absent load/SLO blocks and the default cold cache stay out, so scenarios written before them keep their hash.
+        defaults = {key for key in ("load", "slo") if getattr(self, key) is None} | ({"cache"} if self.cache == "cold" else set())
+        data = self.model_dump(mode="json", exclude=defaults)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def with_overrides(self, **overrides: Any) -> Scenario:

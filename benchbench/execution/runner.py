@@ -63,7 +63,7 @@ def run_backend(
             return measure_request(backend, job.request, job.repeat)
 
         SERIAL.drive([Job(request, 0) for request in workload.warmup], measure, recorder.record)
-        measured = [Job(request, repeat) for repeat in range(workload.repeats) for request in workload.measured
+        measured = [Job(request, repeat) for repeat in range(workload.repeats) for request in workload.measured_for(repeat)
                     if (request.request_id, repeat) not in done]
         schedule.drive(measured, measure, recorder.record)
         recorder.finish()

@@ -11,6 +11,7 @@ import yaml
 
 from benchbench.results.records import Manifest
 from benchbench.report.document import Block, Cell, Code, Section, Table, cells
+from benchbench.workload.cache import cache_statement
 from benchbench.report.inputs import STAND_IN_SUFFIX, ReportInput, Run, is_stand_in
 
 CAPABILITY_WORDS = {"streams_tokens": "streams tokens", "preprocesses_inside_engine": "preprocesses inside engine",
@@ -30,7 +31,7 @@ def _run_blocks(run: Run, many: bool) -> list[Block]:
     prefix = f"{run.label}: " if many else ""
     blocks: list[Block] = [
         Table(["what", "value"], _run_rows(run), f"{prefix}run folder {run.path}"),
-        Table(["backend", "kind", "status", "load (s)", "options", "load facts", "capabilities"],
+        Table(["backend", "kind", "engine version", "status", "load (s)", "options", "load facts", "capabilities"],
               _backend_rows(manifest), f"{prefix}backends as configured and as they reported themselves"),
         Code(recorded_command(manifest.command), f"{prefix}the command as it was run"),
         Code(reproduce_command(manifest), f"{prefix}the same run from the scenario below saved as scenario.yaml "
@@ -50,6 +51,7 @@ def _run_rows(run: Run) -> list[list[Cell]]:
         cells("scenario", f"{manifest.scenario.get('name')} (hash {manifest.scenario_hash[:16]})"),
         cells("workload hash", manifest.workload_hash),
         cells("repeats / seed", f"{manifest.repeats} / {manifest.seed}"),
+        cells("engine caches", cache_statement(manifest.scenario.get("cache", "cold"), _resends_images(manifest.scenario))),
         cells("model", model.get("path") + (" (embedded tiny InternVL)" if model.get("embedded_tiny_model") else "")),
         cells("weights sha256", f"{weights.get('sha256')} ({weights.get('method')})"),
         cells("dtype / device", f"{settings.get('dtype')} / {settings.get('device') or 'default'}"),
@@ -66,6 +68,12 @@ def _run_rows(run: Run) -> list[list[Cell]]:
     return rows
 
 
+def _resends_images(scenario: dict[str, Any]) -> bool:
+    """A later turn carries an earlier turn's image again (the multi-turn scenario)."""
+    turns = (scenario.get("prompt") or {}).get("turns") or []
+    return len(turns) > 1 and any("<image>" in (turn.get("user") or "") for turn in turns[:-1])
+
+
 def _gpus(environment: dict[str, Any]) -> str:
     gpus = environment.get("gpus") or []
     if not gpus:
@@ -79,12 +87,23 @@ def _backend_rows(manifest: Manifest) -> list[list[Cell]]:
     for outcome in manifest.backends:
         capabilities = ", ".join(word for key, word in CAPABILITY_WORDS.items() if outcome.capabilities.get(key))
         rows.append(cells(
-            outcome.name + (STAND_IN_SUFFIX if is_stand_in(outcome) else ""), outcome.kind,
+            outcome.name + (STAND_IN_SUFFIX if is_stand_in(outcome) else ""), outcome.kind, engine_version(outcome.load_info),
             Cell(outcome.status, "good" if outcome.status == "ok" else "bad"),
             "n/a" if outcome.load_s is None else f"{outcome.load_s:.3g}",
             _compact(outcome.options), _compact(outcome.load_info), capabilities or "none",
         ))
     return rows
+
+
+def engine_version(load_info: dict[str, Any]) -> Cell:
+    """The engine and version a backend found (server /version, installed package, git commit)."""
+    if "engine_version" not in load_info:
+        return Cell("in process: see the package versions above", "muted")
+    engine = load_info.get("engine") or load_info.get("dialect") or ""
+    version, commit = load_info.get("engine_version"), load_info.get("engine_commit")
+    if version is None and commit is None:
+        return Cell(f"{engine} version not reported".strip(), "warn")
+    return Cell(" ".join(str(part) for part in (engine, version, commit and f"(commit {str(commit)[:12]})") if part))
 
 
 def _compact(value: dict[str, Any]) -> str:

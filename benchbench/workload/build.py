@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -14,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from benchbench.errors import ImageError
+from benchbench.workload.cache import CacheMode, image_variant
 from benchbench.workload.imaging import TilingConfig, decode_image, planned_tiles
 from benchbench.config.scenario import IMAGE_PLACEHOLDER, Scenario
 
@@ -86,6 +88,7 @@ class Workload:
     scenario_name: str
     requests: tuple[WorkloadRequest, ...]
     repeats: int
+    cache: CacheMode = "cold"
 
     @property
     def warmup(self) -> tuple[WorkloadRequest, ...]:
@@ -94,6 +97,16 @@ class Workload:
     @property
     def measured(self) -> tuple[WorkloadRequest, ...]:
         return tuple(r for r in self.requests if r.phase == "measure")
+
+    def measured_for(self, repeat: int) -> tuple[WorkloadRequest, ...]:
+        """The measured requests of one repeat: with a cold cache, repeats after the first carry
+        fresh image bytes (same pixels but for a seeded tag), so no engine cache has seen them."""
+        if self.cache == "warm" or repeat == 0:
+            return self.measured
+        return tuple(
+            dataclasses.replace(request, images=tuple(_variant(image, repeat, block=1) for image in request.images))
+            for request in self.measured
+        )
 
     @property
     def hash(self) -> str:
@@ -141,8 +154,15 @@ def _file_image(path: str) -> WorkloadImage:
     return WorkloadImage(path, image.width, image.height, hashlib.sha256(data).hexdigest(), data, mime)
 
 
+def _variant(image: WorkloadImage, tag: int, block: int) -> WorkloadImage:
+    data, digest = image_variant(image.data, tag, block)
+    return WorkloadImage(f"{image.source}#variant{block}.{tag}", image.width, image.height, digest, data)
+
+
 class _ImagePool:
-    """Hands out images: a fresh synthetic one per slot, or files cycled in order (decoded once)."""
+    """Hands out images: a fresh synthetic one per slot, or files cycled in order (decoded once);
+    with a cold cache a file's warmup use and its reuses are variants, so only its first measured
+    use carries its own bytes."""
 
     def __init__(self, scenario: Scenario):
         self._scenario = scenario
@@ -150,7 +170,10 @@ class _ImagePool:
 
     def image(self, slot: int, phase: Phase) -> WorkloadImage:
         if self._files:
-            return self._files[slot % len(self._files)]
+            image = self._files[slot % len(self._files)]
+            if self._scenario.cache == "cold" and (phase == "warmup" or slot >= len(self._files)):
+                image = _variant(image, slot * 2 + (phase == "warmup") + 1, block=0)
+            return image
         sizes = self._scenario.images.synthetic.sizes
         width, height = sizes[slot % len(sizes)]
         seed = self._scenario.seed * 1_000_003 + slot * 2 + (phase == "warmup")
@@ -166,7 +189,18 @@ def build_workload(scenario: Scenario) -> Workload:
             slots = range(index * scenario.images_per_request, (index + 1) * scenario.images_per_request)
             images = tuple(pool.image(slot, phase) for slot in slots)
             requests.extend(_conversation_requests(scenario, phase, index, images))
-    return Workload(scenario.name, tuple(requests), scenario.repeats)
+    if scenario.cache == "warm":
+        requests = _warming_first(requests)
+    return Workload(scenario.name, tuple(requests), scenario.repeats, scenario.cache)
+
+
+def _warming_first(requests: list[WorkloadRequest]) -> list[WorkloadRequest]:
+    """Each measured request once more as a warmup ("c" for "r"), after the scenario's warmups."""
+    warming = [
+        dataclasses.replace(r, phase="warmup", request_id="c" + r.request_id[1:]) for r in requests if r.phase == "measure"
+    ]
+    warmups = [r for r in requests if r.phase == "warmup"]
+    return warmups + warming + [r for r in requests if r.phase == "measure"]
 
 
 def _conversation_requests(
@@ -195,7 +229,7 @@ def _conversation_requests(
                     phase=phase,
                     messages=tuple(messages),
                     images=images[:shown],
-                    system_prompt=scenario.prompt.system,
+                    system_prompt=scenario.prompt.system_message,
                     max_new_tokens=scenario.max_new_tokens,
                     tiling=tiling,
                     tokens_per_tile=scenario.tiling.tokens_per_tile,

@@ -38,6 +38,7 @@ def save_workload(run_dir: Path, workload: Workload) -> Path:
         "hash": workload.hash,
         "scenario_name": workload.scenario_name,
         "repeats": workload.repeats,
+        "cache": workload.cache,
         "images": entries,
         "requests": [_request_entry(request, images) for request in workload.requests],
     }
@@ -59,7 +60,8 @@ def load_workload(run_dir: Path, expected_hash: str) -> Workload:
         if index["store_version"] > STORE_VERSION:
             raise BenchError(f"run folder {run_dir}: its workload was saved by a newer benchbench; upgrade benchbench")
         images = [_read_image(folder, entry) for entry in index["images"]]
-        workload = Workload(index["scenario_name"], tuple(_request(e, images) for e in index["requests"]), index["repeats"])
+        requests = tuple(_request(e, images) for e in index["requests"])
+        workload = Workload(index["scenario_name"], requests, index["repeats"], index.get("cache", "cold"))
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise BenchError(f"run folder {run_dir}: its saved workload cannot be read ({exc}); start a new run") from None
     if workload.hash != expected_hash:

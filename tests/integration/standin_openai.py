@@ -18,6 +18,8 @@ Behaviour switches (environment):
   STANDIN_TILES          tiles it claims per image (default 7)
   STANDIN_STRICT         refuse keys outside the OpenAI standard with HTTP 422, as transformers serve does
   STANDIN_MODEL          the one model id it serves (default "standin-model")
+  STANDIN_FLAVOUR        vllm: GET /version answers {"version"} as vLLM's does; sglang: GET
+                         /get_server_info carries "version" as SGLang's does; unset: neither exists
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STANDARD_KEYS = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "seed", "stream",
                  "stream_options", "top_p", "stop"}  # fmt: skip
+
+
+STANDIN_VERSIONS = {"vllm": "0.11.0", "sglang": "0.5.23"}
 
 
 class StandInOpenAIServer(ThreadingHTTPServer):
@@ -66,6 +71,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"object": "list", "data": [{"id": self.server.model, "object": "model"}]})
         elif self.path == "/health":
             self._json(200, {"status": "ok"})
+        elif (os.environ.get("STANDIN_FLAVOUR"), self.path) in (("vllm", "/version"), ("sglang", "/get_server_info")):
+            self._json(200, {"version": STANDIN_VERSIONS[os.environ["STANDIN_FLAVOUR"]]})
         else:
             self._json(404, {"detail": "Not Found"})
 

@@ -36,7 +36,9 @@ def shim_path(tmp_path_factory, monkeypatch) -> Path:
     root = tmp_path_factory.mktemp("shim")
     server = root / "lightllm" / "server"
     server.mkdir(parents=True)
-    (root / "lightllm" / "__init__.py").write_text("")
+    (root / "lightllm" / "__init__.py").write_text(
+        "import os\n__version__ = os.environ.get('STANDIN_LIGHTLLM_VERSION', 'v1.1.0').lstrip('v')\n"
+    )
     (server / "__init__.py").write_text("")
     (server / "api_server.py").write_text(f"import runpy\nrunpy.run_path({str(STANDIN)!r}, run_name='__main__')\n")
     monkeypatch.setenv("PYTHONPATH", str(root))
@@ -94,6 +96,7 @@ def test_server_receives_the_exact_argv_and_environment(tmp_path, shim_path, rec
         backend.close()
     started = json.loads(record.read_text().splitlines()[0])
     assert started["argv"] == facts["argv"][3:]  # after "python -m lightllm.server.api_server"
+    assert facts["engine_version"] == "1.1.0"
     assert facts["argv"][:3] == [sys.executable, "-m", "lightllm.server.api_server"]
     assert started["env"] == {"INTERNVL_IMAGE_LENGTH": "256", "LIGHTLLM_INTERNVL_IMAGE_LENGTH": "256",
                               "LOADWORKER": "4", "LIGHTLLM_LOADWORKER": "4"}  # fmt: skip
@@ -153,7 +156,7 @@ def test_missing_python_is_a_one_line_error(tmp_path):
 def test_engine_not_installed_names_the_missing_module(tmp_path, monkeypatch):
     monkeypatch.delenv("PYTHONPATH", raising=False)
     backend = make_backend(tmp_path)
-    with pytest.raises(ServerError, match=r"exited with code 1 .*No module named 'lightllm'"):
+    with pytest.raises(BackendError, match=r"could not list its flags \(exit 1: .*No module named 'lightllm'"):
         backend.load()
 
 

@@ -155,3 +155,18 @@ def test_run_keeps_records_made_before_the_server_died(tmp_path, monkeypatch):
     # A generic server can be neither forced nor given the tile budget: the record says so.
     assert "exact token count (engine cannot be forced; counted what came back)" in kept[1].fairness.unchecked
     assert children_of_this_process() == []
+
+
+@pytest.mark.parametrize(("flavour", "shown"), [("vllm", "vllm 0.11.0"), ("sglang", "sglang 0.5.23"), (None, "generic version not reported")])
+def test_the_servers_version_is_recorded_and_shown_in_the_environment_table(tmp_path, monkeypatch, flavour, shown):
+    from benchbench.report.provenance import engine_version
+
+    if flavour:
+        monkeypatch.setenv("STANDIN_FLAVOUR", flavour)
+    server = start_standin(tmp_path)
+    try:
+        facts = make_backend(tmp_path, url=server.url, dialect=flavour or "generic").load()
+    finally:
+        server.stop()
+    assert facts["engine_version"] == {"vllm": "0.11.0", "sglang": "0.5.23", None: None}[flavour]
+    assert engine_version(facts).text == shown

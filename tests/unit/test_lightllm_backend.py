@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from benchbench.backends.base import BackendContext, parse_options
+from benchbench.backends.lightllm.versions import InstalledLightLLM
 from benchbench.backends.lightllm.backend import LightLLMBackend, server_argv, server_env
 from benchbench.backends.lightllm.protocol import (
     StreamAccumulator,
+    StreamError,
     error_message,
+    lightllm_resized,
     lightllm_tiles,
     parse_generate_response,
     parse_stream_data,
@@ -39,11 +42,11 @@ def backend(tmp_path: Path, trust_remote_code: bool = False, **values) -> LightL
     return LightLLMBackend(options(**values), run_wide_context(tmp_path, trust_remote_code))
 
 
-def one_request(**tiling):
+def one_request(sizes=((800, 600),), **tiling):
     scenario = parse_scenario(
         {
             "name": "unit",
-            "images": {"synthetic": {"sizes": [[800, 600]]}},
+            "images": {"synthetic": {"sizes": [list(size) for size in sizes]}},
             "prompt": {"system": "Be brief.", "turns": [{"user": "<image>\nDescribe the image."}]},
             "requests": 1,
             "warmup": 0,
@@ -58,10 +61,18 @@ def one_request(**tiling):
 # --- launch: argv and environment (lightllm/server/api_cli.py; docs/EN/source/tutorial/multimodal.rst)
 
 
+# --help flag sets as each version lists them (api_cli.py of v1.1.0, v1.2.0, main)
+V1_1_0 = InstalledLightLLM("1.1.0", None, frozenset({"--enable_multimodal", "--disable_dynamic_prompt_cache"}))
+V1_2_0 = InstalledLightLLM("1.2.0", None, frozenset({"--enable_multimodal_url_cache", "--disable_dynamic_prompt_cache"}))
+MAIN = InstalledLightLLM(
+    None, "87881ae7", frozenset({"--enable_multimodal_url_cache", "--disable_dynamic_prompt_cache", "--disable_image_resize"})
+)
+
+
 def test_argv_is_the_exact_api_server_command_line():
     opts = options(python="/envs/lightllm/bin/python", tp=2, visual_dp=1, visual_tp=2, mem_fraction=0.8,
                    visual_infer_batch_size=4, cache_capacity=500)  # fmt: skip
-    assert server_argv(opts, "/models/InternVL2_5-8B", 8123, trust_remote_code=False) == [
+    assert server_argv(opts, "/models/InternVL2_5-8B", 8123, False, V1_1_0) == [
         "/envs/lightllm/bin/python", "-m", "lightllm.server.api_server",
         "--model_dir", "/models/InternVL2_5-8B",
         "--host", "127.0.0.1",
@@ -69,31 +80,57 @@ def test_argv_is_the_exact_api_server_command_line():
         "--tp", "2",
         "--mem_fraction", "0.8",
         "--max_req_total_len", "16384",
-        "--enable_multimodal",
         "--visual_infer_batch_size", "4",
         "--cache_capacity", "500",
         "--visual_dp", "1",
         "--visual_tp", "2",
+        "--enable_multimodal",
+        "--disable_dynamic_prompt_cache",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("installed", "flags"), [
+    (V1_1_0, ["--enable_multimodal", "--disable_dynamic_prompt_cache"]),
+    (V1_2_0, ["--disable_dynamic_prompt_cache"]),
+    (MAIN, ["--disable_dynamic_prompt_cache", "--disable_image_resize"]),
+])  # fmt: skip
+def test_only_flags_the_installed_version_lists_are_passed(installed, flags):
+    argv = server_argv(options(), "/m", 1, False, installed)
+    assert argv[argv.index("--visual_tp") + 2 :] == flags
+
+
+def test_the_prompt_cache_stays_on_only_when_asked():
+    assert "--disable_dynamic_prompt_cache" not in server_argv(options(prompt_cache=True), "/m", 1, False, MAIN)
+
+
+def test_visual_batch_size_defaults_to_visual_dp():
+    argv = server_argv(options(tp=4, visual_dp=4, visual_tp=1), "/m", 1, False, MAIN)
+    assert argv[argv.index("--visual_infer_batch_size") + 1] == "4"
+
+
+def test_a_visual_batch_size_not_a_multiple_of_visual_dp_is_refused():
+    with pytest.raises(BenchError, match="visual_infer_batch_size 3 must be a multiple of visual_dp 2 .*; set it to 2"):
+        options(tp=2, visual_dp=2, visual_infer_batch_size=3)
 
 
 def test_trust_remote_code_flag_appears_only_when_asked():
     opts = options()
-    assert "--trust_remote_code" not in server_argv(opts, "/m", 1, trust_remote_code=False)
-    assert server_argv(opts, "/m", 1, trust_remote_code=True)[-1] == "--trust_remote_code"
+    assert "--trust_remote_code" not in server_argv(opts, "/m", 1, False, V1_1_0)
+    assert server_argv(opts, "/m", 1, True, V1_1_0)[-1] == "--trust_remote_code"
 
 
 def test_option_trust_remote_code_overrides_the_run_setting(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
-    run_wide = backend(tmp_path, trust_remote_code=True)._server_spec()
-    explicit_off = LightLLMBackend(options(trust_remote_code=False), run_wide_context(tmp_path))._server_spec()
+    run_wide, explicit_off = backend(tmp_path, trust_remote_code=True), LightLLMBackend(options(trust_remote_code=False), run_wide_context(tmp_path))
+    run_wide.installed = explicit_off.installed = V1_1_0
+    run_wide, explicit_off = run_wide._server_spec(), explicit_off._server_spec()
     assert "--trust_remote_code" in run_wide.argv
     assert "--trust_remote_code" not in explicit_off.argv
 
 
 def test_extra_args_are_appended_after_the_owned_flags():
-    argv = server_argv(options(extra_args=["--disable_cudagraph", "--nccl_port", "28800"]), "/m", 1, False)
+    argv = server_argv(options(extra_args=["--disable_cudagraph", "--nccl_port", "28800"]), "/m", 1, False, V1_1_0)
     assert argv[-3:] == ["--disable_cudagraph", "--nccl_port", "28800"]
 
 
@@ -109,7 +146,9 @@ def test_environment_sets_legacy_and_prefixed_names():
 def test_server_spec_binds_loopback_and_logs_into_the_run_folder(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text("{}")
-    spec = backend(tmp_path, port=8555)._server_spec()
+    launcher = backend(tmp_path, port=8555)
+    launcher.installed = V1_1_0
+    spec = launcher._server_spec()
     assert (spec.host, spec.port, spec.health_path) == ("127.0.0.1", 8555, "/health")
     assert spec.log_path == tmp_path / "logs" / "lightllm.server.log"
 
@@ -164,8 +203,29 @@ def test_request_is_greedy_exactly_n_tokens_with_the_tile_budget(tmp_path):
         "repetition_penalty": 1.0,
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
+        "skip_special_tokens": False,
         "return_details": False,
     }
+
+
+def test_main_is_asked_per_request_to_skip_the_prompt_cache(tmp_path):
+    launched = backend(tmp_path)
+    launched.installed = MAIN
+    assert launched.prepare(one_request()).body["parameters"]["disable_prompt_cache"] is True
+    launched.installed = V1_2_0
+    assert "disable_prompt_cache" not in launched.prepare(one_request()).body["parameters"]
+
+
+def test_a_large_image_is_predicted_at_the_size_lightllm_shrinks_it_to(tmp_path):
+    launched = backend(tmp_path)
+    launched.installed = V1_2_0
+    big = one_request(max_num=24, sizes=[[4000, 3000]])
+    prepared = launched.prepare(big)
+    assert lightllm_resized(4000, 3000) == (2217, 1662)  # 3,686,400 px at the same aspect ratio
+    assert prepared.tiles_per_image == (lightllm_tiles(2217, 1662, 24),) == (21,) != (lightllm_tiles(4000, 3000, 24),)
+    assert prepared.images_shrunk == ("4000x3000 -> 2217x1662",)
+    launched.installed = MAIN  # --disable_image_resize was passed
+    assert launched.prepare(big).tiles_per_image == (lightllm_tiles(4000, 3000, 24),) == (25,)
 
 
 def test_prompt_is_internvl_chatml_with_an_img_pair_per_image(tmp_path):
@@ -289,3 +349,19 @@ def test_error_message_quotes_lightllms_message_field():
     body = b'{"message": "the input prompt token len 17000 + max_new_tokens 8 > 16384"}'
     assert error_message(417, body) == "HTTP 417: the input prompt token len 17000 + max_new_tokens 8 > 16384"
     assert error_message(502, b"<html>Bad Gateway</html>") == "HTTP 502: <html>Bad Gateway</html>"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"message": "prompt too long"}', "HTTP 417: prompt too long"),  # v1.1.0
+        (b'{"error": {"message": "prompt too long", "type": "BadRequestError", "code": 400}}', "HTTP 417: prompt too long"),
+    ],
+)
+def test_both_error_shapes_are_quoted(body, message):
+    assert error_message(417, body) == message
+
+
+def test_an_error_event_in_the_stream_raises_with_the_servers_message():
+    with pytest.raises(StreamError, match="KV cache exhausted"):
+        parse_stream_data('{"error": {"message": "KV cache exhausted", "type": "InternalError"}}')

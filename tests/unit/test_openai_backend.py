@@ -98,14 +98,14 @@ def test_a_second_turn_carries_the_history_as_plain_messages():
     [
         # vllm/entrypoints/openai/chat_completion/protocol.py (min_tokens, ignore_eos, return_token_ids,
         # mm_processor_kwargs); vllm InternVL processor: resolve_min_max_num(min_/max_dynamic_patch)
-        ("vllm", {"min_tokens": 32, "ignore_eos": True, "return_token_ids": True,
+        ("vllm", {"min_tokens": 32, "ignore_eos": True, "return_token_ids": True, "skip_special_tokens": False,
                   "mm_processor_kwargs": {"max_dynamic_patch": 6, "min_dynamic_patch": 1},
                   "stream_options": {"include_usage": True, "continuous_usage_stats": True}}, {}),
-        # python/sglang/srt/entrypoints/openai/protocol.py ChatCompletionRequest
-        ("sglang", {"min_tokens": 32, "ignore_eos": True, "max_dynamic_patch": 6, "min_dynamic_patch": 1,
+        # python/sglang/srt/entrypoints/openai/protocol.py ChatCompletionRequest (min_dynamic_patch unused)
+        ("sglang", {"min_tokens": 32, "ignore_eos": True, "max_dynamic_patch": 6, "skip_special_tokens": False,
                     "stream_options": {"include_usage": True, "continuous_usage_stats": True}}, {}),
         # lmdeploy/serve/openai/protocol.py; image params: lmdeploy/serve/processors/multimodal.py
-        ("lmdeploy", {"min_new_tokens": 32, "ignore_eos": True, "return_token_ids": True,
+        ("lmdeploy", {"min_new_tokens": 32, "ignore_eos": True, "return_token_ids": True, "skip_special_tokens": False,
                       "stream_options": {"include_usage": True}}, {"max_dynamic_patch": 6}),
         # transformers/cli/serving/chat_completion.py + utils.py (422 on unknown keys; generation_config
         # replaces the GenerationConfig); processor_kwargs reach InternVLProcessor's image processor

@@ -10,6 +10,7 @@ Flags and environment names: lightllm/server/api_cli.py, docs/EN/source/tutorial
 from __future__ import annotations
 
 import math
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -19,20 +20,28 @@ from pydantic import Field, model_validator
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
 from benchbench.backends.http_client import ConnectionLost, new_connection_details
 from benchbench.backends.lightllm.client import LightLLMClient
-from benchbench.backends.lightllm.protocol import IMAGE_TAG, lightllm_tiles, request_body, sampling_parameters
+from benchbench.backends.checkpoint import checkpoint_family
+from benchbench.backends.lightllm.protocol import (
+    IMAGE_TAG,
+    RESIZE_ABOVE_PIXELS,
+    lightllm_resized,
+    lightllm_tiles,
+    request_body,
+    sampling_parameters,
+)
+from benchbench.backends.lightllm.versions import MODULE, InstalledLightLLM, inspect_installed
 from benchbench.errors import BackendError, BenchError, ModelError
 from benchbench.execution.launch import LaunchedServer, ServerSpec, free_port, launch
 from benchbench.workload.prompt import TEMPLATE_NAME, render_prompt
 from benchbench.workload.build import WorkloadRequest
 
-MODULE = "lightllm.server.api_server"
 DEATH_CHECK_S = 2.0
 LAUNCH_ONLY = ("python", "port", "tp", "mem_fraction", "visual_dp", "visual_tp", "visual_infer_batch_size",
                "cache_capacity", "max_req_total_len", "trust_remote_code", "image_length", "load_workers",
-               "extra_args", "startup_timeout_s")  # fmt: skip
+               "extra_args", "startup_timeout_s", "prompt_cache")  # fmt: skip
 OWNED_FLAGS = {"--model_dir", "--host", "--port", "--tp", "--mem_fraction", "--visual_dp", "--visual_tp",
                "--visual_infer_batch_size", "--cache_capacity", "--max_req_total_len", "--trust_remote_code",
-               "--enable_multimodal"}  # fmt: skip
+               "--enable_multimodal", "--disable_dynamic_prompt_cache", "--disable_image_resize"}  # fmt: skip
 
 
 class LightLLMOptions(BackendOptions):
@@ -46,7 +55,9 @@ class LightLLMOptions(BackendOptions):
     mem_fraction: float = Field(default=0.9, gt=0.0, lt=1.0)
     visual_dp: int = Field(default=1, ge=1, le=64)
     visual_tp: int = Field(default=1, ge=1, le=64)
-    visual_infer_batch_size: int = Field(default=1, ge=1, le=1024)
+    visual_infer_batch_size: int | None = Field(
+        default=None, ge=1, le=1024, description="default: visual_dp (LightLLM requires a multiple of it since 2025-07)"
+    )
     cache_capacity: int = Field(default=200, ge=1, le=1_000_000)
     max_req_total_len: int = Field(default=16384, ge=1, le=10_000_000)
     trust_remote_code: bool | None = Field(default=None, description="default: the run's --trust-remote-code")
@@ -54,6 +65,9 @@ class LightLLMOptions(BackendOptions):
     load_workers: int = Field(default=1, ge=1, le=256, description="LOADWORKER: weight-loading threads")
     extra_args: list[str] = Field(default_factory=list, description="further api_server flags, passed as given")
     stream: bool = True
+    prompt_cache: bool = Field(
+        default=False, description="keep LightLLM's prompt (radix) cache on; off so repeats are not measured warm"
+    )
     startup_timeout_s: float = Field(default=900.0, gt=0.0, le=86_400.0)
     request_timeout_s: float | None = Field(
         default=None, gt=0.0, le=86_400.0, description="deadline of one request; default: the run's --request-timeout"
@@ -70,14 +84,23 @@ class LightLLMOptions(BackendOptions):
                 f"visual_dp {self.visual_dp} x visual_tp {self.visual_tp} must equal tp {self.tp} "
                 "(LightLLM's multimodal guide requires it to balance GPU memory)"
             )
+        batch = self.visual_infer_batch_size
+        if batch is not None and batch % self.visual_dp:
+            raise ValueError(
+                f"visual_infer_batch_size {batch} must be a multiple of visual_dp {self.visual_dp} "
+                f"(LightLLM refuses to start otherwise); set it to {self.visual_dp} or a multiple"
+            )
         owned = sorted({arg.split("=")[0] for arg in self.extra_args} & OWNED_FLAGS)
         if owned:
             raise ValueError(f"extra_args {owned} are set by benchbench; use the matching option instead")
         return self
 
 
-def server_argv(options: LightLLMOptions, model_dir: str, port: int, trust_remote_code: bool) -> list[str]:
-    """The exact api_server command line (an argv list; no shell)."""
+def server_argv(
+    options: LightLLMOptions, model_dir: str, port: int, trust_remote_code: bool, installed: InstalledLightLLM
+) -> list[str]:
+    """The exact api_server command line (an argv list; no shell), with only flags the installed
+    version lists."""
     argv = [
         options.python, "-m", MODULE,
         "--model_dir", model_dir,
@@ -86,15 +109,18 @@ def server_argv(options: LightLLMOptions, model_dir: str, port: int, trust_remot
         "--tp", str(options.tp),
         "--mem_fraction", repr(options.mem_fraction),
         "--max_req_total_len", str(options.max_req_total_len),
-        "--enable_multimodal",
-        "--visual_infer_batch_size", str(options.visual_infer_batch_size),
+        "--visual_infer_batch_size", str(options.visual_infer_batch_size or options.visual_dp),
         "--cache_capacity", str(options.cache_capacity),
         "--visual_dp", str(options.visual_dp),
         "--visual_tp", str(options.visual_tp),
     ]  # fmt: skip
-    if trust_remote_code:
-        argv.append("--trust_remote_code")
-    return argv + list(options.extra_args)
+    wanted = [
+        ("--enable_multimodal", installed.needs_enable_multimodal),
+        ("--disable_dynamic_prompt_cache", installed.can_disable_prompt_cache and not options.prompt_cache),
+        ("--disable_image_resize", installed.can_disable_image_resize),
+        ("--trust_remote_code", trust_remote_code),
+    ]
+    return argv + [flag for flag, on in wanted if on] + list(options.extra_args)
 
 
 def server_env(options: LightLLMOptions) -> dict[str, str]:
@@ -114,6 +140,7 @@ def server_env(options: LightLLMOptions) -> dict[str, str]:
 class PreparedRequest:
     body: dict[str, Any]
     tiles_per_image: tuple[int, ...] | None
+    images_shrunk: tuple[str, ...] = ()
 
 
 class LightLLMBackend(Backend):
@@ -123,6 +150,8 @@ class LightLLMBackend(Backend):
 
     server: LaunchedServer | None = None
     client: LightLLMClient | None = None
+    installed: InstalledLightLLM | None = None
+    """What the launched server's environment holds; None for a running server given by url."""
 
     @property
     def capabilities(self) -> Capabilities:
@@ -139,11 +168,38 @@ class LightLLMBackend(Backend):
         if self.options.url is not None:
             self._connect(self.options.url)
             return {**facts, "url": self.client.url, "launched": False}
+        self._check_model()
+        env = {**os.environ, **server_env(self.options)}
+        self.installed = inspect_installed(self.options.python, env, self._probe_timeout_s())
         self.server = launch(self._server_spec())
         self._connect(self.server.url)
         spec = self.server.spec
-        return {**facts, "url": self.server.url, "launched": True, "argv": list(spec.argv), "env": dict(spec.env),
-                "log": str(spec.log_path), "pid": self.server.pid}  # fmt: skip
+        return {**facts, **self.installed.facts(), "url": self.server.url, "launched": True, "argv": list(spec.argv),
+                "env": dict(spec.env), "log": str(spec.log_path), "pid": self.server.pid,
+                "prompt_cache": "on" if self.options.prompt_cache or not self.installed.can_disable_prompt_cache else "off",
+                "image_resize": self._resize_fact()}  # fmt: skip
+
+    def _probe_timeout_s(self) -> float:
+        return min(self.options.startup_timeout_s, self.context.load_timeout_s or math.inf)
+
+    def _check_model(self) -> None:
+        """A local remote-code InternVL folder; a native -hf one fails at server start-up, so it is refused here."""
+        model_dir = self.context.model_path
+        if not (model_dir / "config.json").is_file():
+            raise ModelError(f"model {model_dir}: no config.json; LightLLM needs a local InternVL checkpoint folder")
+        family = checkpoint_family(model_dir)
+        if family is not None and family.native_hf:
+            raise ModelError(
+                f"model {self.context.model_path}: a native -hf InternVL checkpoint; LightLLM serves only the "
+                "remote-code internvl_chat checkpoints (e.g. OpenGVLab/InternVL2_5-8B, not ...-hf); give one of those"
+            )
+
+    def _resize_fact(self) -> str:
+        if self.installed.can_disable_image_resize:
+            return "off (--disable_image_resize)"
+        if self.installed.resizes_large_images:
+            return f"on: images over {RESIZE_ABOVE_PIXELS:,} px are shrunk (predicted; pixels differ from other engines')"
+        return "none (this version does not resize)"
 
     def _connect(self, url: str) -> None:
         """The pooled client, its connection opened by a health probe before any request is timed."""
@@ -155,14 +211,12 @@ class LightLLMBackend(Backend):
 
     def _server_spec(self) -> ServerSpec:
         model_dir = self.context.model_path
-        if not (model_dir / "config.json").is_file():
-            raise ModelError(f"model {model_dir}: no config.json; LightLLM needs a local InternVL checkpoint folder")
         trust = self.options.trust_remote_code
         trust = self.context.trust_remote_code if trust is None else trust
         port = self.options.port or free_port(self.options.host)
         return ServerSpec(
             name=f"lightllm ({self.context.name})",
-            argv=tuple(server_argv(self.options, str(model_dir), port, trust)),
+            argv=tuple(server_argv(self.options, str(model_dir), port, trust, self.installed)),
             env=server_env(self.options),
             host=self.options.host,
             port=port,
@@ -174,11 +228,16 @@ class LightLLMBackend(Backend):
         self._check_tiling(request)
         prompt = render_prompt(request, lambda _position, _image: IMAGE_TAG)
         parameters = sampling_parameters(request.max_new_tokens, request.tiling.max_num)
+        if self.installed is not None and self.installed.takes_disable_prompt_cache_per_request and not self.options.prompt_cache:
+            parameters["disable_prompt_cache"] = True
         body = request_body(prompt, [image.data for image in request.images], parameters, not self.options.stream)
+        resized = self.installed is not None and self.installed.resizes_large_images
+        sizes = [lightllm_resized(image.width, image.height) if resized else (image.width, image.height) for image in request.images]
         tiles = None
         if not self._custom_preprocessing:
-            tiles = tuple(lightllm_tiles(image.width, image.height, request.tiling.max_num) for image in request.images)
-        return PreparedRequest(body, tiles)
+            tiles = tuple(lightllm_tiles(width, height, request.tiling.max_num) for width, height in sizes)
+        shrunk = [f"{i.width}x{i.height} -> {w}x{h}" for i, (w, h) in zip(request.images, sizes) if (w, h) != (i.width, i.height)]
+        return PreparedRequest(body, tiles, tuple(shrunk))
 
     @property
     def _custom_preprocessing(self) -> bool:
@@ -227,6 +286,7 @@ class LightLLMBackend(Backend):
                 "image_max_patch_num": prepared.body["parameters"]["image_max_patch_num"],
                 "tiles_per_image": prepared.tiles_per_image and list(prepared.tiles_per_image),
                 "tiling_rule": self._tiling_rule,
+                **_shrink_note(prepared.images_shrunk),
                 **new_connection_details(self.client.http.connections_opened - connections_before),
             },
         )
@@ -250,3 +310,12 @@ class LightLLMBackend(Backend):
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+
+def _shrink_note(shrunk: tuple[str, ...]) -> dict[str, str]:
+    """The record's note when LightLLM shrinks an image before tiling: its pixels differ from the
+    other engines', so its answers may too."""
+    if not shrunk:
+        return {}
+    return {"image_resize_note": f"lightllm shrinks images over {RESIZE_ABOVE_PIXELS:,} px (LANCZOS, JPEG) "
+                                 f"before tiling: {', '.join(shrunk)} (predicted); its pixels differ from other engines'"}

@@ -13,6 +13,7 @@ from benchbench.backends.http_client import ConnectionLost, Refused, ServerHttp
 from benchbench.backends.lightllm.protocol import (
     LightLLMResult,
     StreamAccumulator,
+    StreamError,
     error_message,
     parse_generate_response,
     parse_stream_data,
@@ -53,6 +54,8 @@ class LightLLMClient:
             finished = self.http.stream("/generate_stream", body, self.timeout_s, sink)
         except Refused as exc:
             raise BackendError(f"lightllm server {self.url} refused /generate_stream: {error_message(exc.status, exc.body)}") from None
+        except StreamError as exc:
+            raise BackendError(f"lightllm server {self.url} reported an error mid-stream after {sink.progress()}: {exc}") from None
         except ValueError as exc:
             raise BackendError(f"lightllm server {self.url}: stream event is not LightLLM's JSON ({exc})") from None
         if not finished:

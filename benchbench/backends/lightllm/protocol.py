@@ -9,7 +9,10 @@ Shapes verified against ModelTC/lightllm (snapshot fc72ffab, 2025-07-11):
 - ``/generate_stream`` sends one ``data:{json}\\n\\n`` event per token (no space after ``data:``,
   no ``[DONE]``); ``token`` carries ``id``, ``text``, ``count_output_tokens`` (cumulative) and
   ``prompt_tokens``; the last event has ``finished: true`` and ``finish_reason``.
-- errors come back as ``{"message": ...}`` with HTTP 417 (``lightllm/server/api_http.py``).
+- errors: before the stream starts, older versions answer ``{"message": ...}`` with HTTP 417
+  (``lightllm/server/api_http.py``), newer ones (v1.2.0, main) ``{"error": {"message", "type",
+  ...}}`` with HTTP 400; once a stream has started, main sends ``data: {"error": {...}}`` inside
+  the HTTP 200 stream. Both shapes are read; an error event is raised, never read as a token.
 """
 
 from __future__ import annotations
@@ -22,6 +25,17 @@ from typing import Any
 
 IMAGE_TAG = "<img></img>"  # LightLLM expands each pair to the image's tokens (models/internvl/model.py)
 TILE_SIZE = 448
+RESIZE_ABOVE_PIXELS = 3_686_400  # v1.2.0+: larger images are shrunk before tiling
+
+
+def lightllm_resized(width: int, height: int) -> tuple[int, int]:
+    """The size LightLLM v1.2.0+ tiles an image at: shrunk to about RESIZE_ABOVE_PIXELS keeping its
+    aspect ratio when larger (LANCZOS, re-encoded as JPEG). A prediction: the exact rounding is the
+    server's, so a count off by the rounding shows up in the fairness check, not hidden."""
+    if width * height <= RESIZE_ABOVE_PIXELS:
+        return width, height
+    scale = math.sqrt(RESIZE_ABOVE_PIXELS / (width * height))
+    return max(1, int(width * scale)), max(1, int(height * scale))
 
 
 def lightllm_tiles(width: int, height: int, max_num: int) -> int:
@@ -49,7 +63,8 @@ def lightllm_tiles(width: int, height: int, max_num: int) -> int:
 
 
 def sampling_parameters(max_new_tokens: int, max_tiles: int) -> dict[str, Any]:
-    """Greedy, exactly ``max_new_tokens`` tokens, the scenario's tile budget, no penalties.
+    """Greedy, exactly ``max_new_tokens`` tokens, the scenario's tile budget, no penalties, special
+    tokens kept (its default flipped from True in 2025 to False on main, so it is always sent).
 
     ``do_sample`` and the penalties default to the checkpoint's generation_config.json in
     LightLLM (``SamplingParams.load_generation_cfg``), so they are always sent explicitly; the
@@ -64,6 +79,7 @@ def sampling_parameters(max_new_tokens: int, max_tiles: int) -> dict[str, Any]:
         "repetition_penalty": 1.0,
         "presence_penalty": 0.0,
         "frequency_penalty": 0.0,
+        "skip_special_tokens": False,
     }
 
 
@@ -99,9 +115,17 @@ class StreamEvent:
     finish_reason: str | None
 
 
+class StreamError(ValueError):
+    """LightLLM reported an error inside the stream."""
+
+
 def parse_stream_data(data: str) -> StreamEvent:
-    """One event of the stream (the JSON after ``data:``)."""
+    """One event of the stream (the JSON after ``data:``); an error event raises StreamError."""
     event = json.loads(data)
+    if not isinstance(event, dict):
+        raise ValueError(f"event is {type(event).__name__}, not an object")
+    if event.get("error"):
+        raise StreamError(_message_of(event))
     token = event.get("token") or {}
     return StreamEvent(
         token_id=token.get("id"),
@@ -161,10 +185,23 @@ def parse_generate_response(body: dict[str, Any]) -> LightLLMResult:
     )
 
 
+def _message_of(answer: Any) -> str | None:
+    """The message of either error shape: ``{"error": {"message": ...}}`` or ``{"message": ...}``."""
+    if not isinstance(answer, dict):
+        return None
+    error = answer.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error)[:300]
+    if error:
+        return str(error)[:300]
+    message = answer.get("message")
+    return None if message is None else str(message)[:300]
+
+
 def error_message(status: int, body: bytes) -> str:
     """LightLLM's error text from a non-200 answer, or the raw body when it is not its JSON shape."""
     try:
-        message = json.loads(body).get("message")
-    except (ValueError, AttributeError):
+        message = _message_of(json.loads(body))
+    except ValueError:
         message = None
     return f"HTTP {status}: {message or body[:300].decode('utf-8', errors='replace').strip() or 'no body'}"

@@ -146,7 +146,8 @@ class LMDeployBackend(Backend):
         self.template = f"lmdeploy {type(engine.chat_template).__name__}"
         resolved = engine.backend_config
         return {
-            "lmdeploy_version": lmdeploy.__version__,
+            "engine": "lmdeploy",
+            "engine_version": lmdeploy.__version__,
             "engine": engine.backend,
             "engine_config": engine_kwargs,
             "session_len": getattr(resolved, "session_len", None),

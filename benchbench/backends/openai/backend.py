@@ -16,17 +16,23 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from pydantic import Field
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
 from benchbench.backends.http_client import new_connection_details
+from benchbench.backends.checkpoint import CheckpointFamily, checkpoint_family
 from benchbench.backends.openai.client import OpenAIClient
+from benchbench.backends.openai.sglang import INTERNLM2_BUDGET, sglang_budget, sglang_tiles
 from benchbench.backends.openai.protocol import TRAITS, Dialect, baseline_body, request_body
 from benchbench.backends.openai.responses import ChatResult, infer_tiles
 from benchbench.errors import BackendError, BenchError
 from benchbench.workload.build import WorkloadRequest
+
+
+VERSION_PATHS = ("/version", "/get_server_info")
 
 
 class OpenAIOptions(BackendOptions):
@@ -50,6 +56,8 @@ class PreparedChat:
     body: dict[str, Any]
     baseline_tokens: int | None
     tokens_per_tile: int
+    engine_rule_tiles: int | None = None
+    """Tiles the server's own rule gives (SGLang), where it differs from InternVL's."""
 
 
 class OpenAIBackend(Backend):
@@ -66,9 +74,24 @@ class OpenAIBackend(Backend):
             streams_tokens=self.options.stream,
             preprocesses_inside_engine=True,
             forces_exact_tokens=traits.forces_exact_tokens,
-            controls_tiles=traits.controls_tiles,
+            controls_tiles=traits.controls_tiles and self._budget_fixed_by is None,
             reports_token_ids=traits.reports_token_ids,
         )
+
+    @cached_property
+    def _family(self) -> CheckpointFamily | None:
+        """The run's --model folder, read as the checkpoint the server serves (None: nothing to read)."""
+        return checkpoint_family(self.context.model_path)
+
+    @cached_property
+    def _budget_fixed_by(self) -> str | None:
+        """Why the server keeps its own tile budget whatever the request says, if it does."""
+        family, dialect = self._family, self.options.dialect
+        if dialect == "sglang" and family is not None and family.internlm2_based:
+            return f"SGLang fixes {INTERNLM2_BUDGET} tiles for InternLM2-based checkpoints"
+        if dialect == "lmdeploy" and family is not None and family.native_hf:
+            return "LMDeploy drops the per-image budget for native -hf checkpoints (the processor's own applies)"
+        return None
 
     def load(self) -> dict[str, Any]:
         context = self.context
@@ -78,6 +101,10 @@ class OpenAIBackend(Backend):
         self._baselines: dict[str, int | None] = {}
         return {
             "url": self.client.url,
+            **self._engine_version(context.network_deadline_s(self.options.request_timeout_s, loading=True)),
+            "tile_budget": self._budget_fixed_by or "the request's",
+            "special_tokens": "kept (skip_special_tokens false)" if TRAITS[self.options.dialect].sets_special_tokens
+            else "the server's default (this dialect takes no skip_special_tokens)",
             "dialect": self.options.dialect,
             "model": self.model,
             "served_models": served,
@@ -86,6 +113,15 @@ class OpenAIBackend(Backend):
             "server_adds_image_newline": self.options.server_adds_image_newline,
             "extra_body": self.options.extra_body,
         }
+
+    def _engine_version(self, timeout_s: float) -> dict[str, Any]:
+        """The server's own version where it reports one: vLLM and LMDeploy at /version, SGLang
+        in /get_server_info; others report none (recorded as such)."""
+        for path in VERSION_PATHS:
+            answer = self.client.get_json(path, timeout_s)
+            if answer and isinstance(answer.get("version"), str):
+                return {"engine_version": answer["version"], "engine_version_source": path}
+        return {"engine_version": None, "engine_version_source": f"not reported ({', '.join(VERSION_PATHS)} tried)"}
 
     def _api_key(self) -> str | None:
         name = self.options.api_key_env
@@ -120,11 +156,20 @@ class OpenAIBackend(Backend):
                     self._baselines[key] = self.client.complete({**probe, **self.options.extra_body}).prompt_tokens
 
     def prepare(self, request: WorkloadRequest) -> PreparedChat:
+        if self.options.dialect == "sglang" and request.images and request.tiling.min_num != 1:
+            raise BenchError(
+                f"backend '{self.context.name}' (openai, sglang): SGLang always tiles from 1 tile (it ignores "
+                f"min_dynamic_patch); set tiling min_num: 1 or drop this backend"
+            )
         body = self._body(request)
         baseline = None
         if request.images and self.options.infer_image_tokens:
             baseline = self._baselines.get(_conversation_key(baseline_body(body)))
-        return PreparedChat(body, baseline, request.tokens_per_tile)
+        predicted = None
+        if self.options.dialect == "sglang" and request.images:
+            budget = sglang_budget(request.tiling.max_num, self._family)
+            predicted = sum(sglang_tiles(image.width, image.height, budget) for image in request.images)
+        return PreparedChat(body, baseline, request.tokens_per_tile, predicted)
 
     def _body(self, request: WorkloadRequest) -> dict[str, Any]:
         options = self.options
@@ -167,9 +212,15 @@ def _conversation_key(probe: dict[str, Any]) -> str:
 
 
 def _image_counts(result: ChatResult, prepared: PreparedChat) -> tuple[int | None, int | None, dict[str, Any]]:
-    """(tiles, image tokens, details): the server's own image count, else the prompt's growth."""
+    """(tiles, image tokens, details): the server's own image count, else the prompt's growth,
+    else the count its own tile rule predicts."""
     per_tile = prepared.tokens_per_tile
     details: dict[str, Any] = {}
+    if prepared.engine_rule_tiles is not None:
+        details["engine_rule_tiles"] = prepared.engine_rule_tiles
+        if result.image_tokens_reported is None and (result.prompt_tokens is None or prepared.baseline_tokens is None):
+            details["image_tokens_source"] = "predicted by SGLang's tile rule (openai/sglang.py)"
+            return prepared.engine_rule_tiles, prepared.engine_rule_tiles * per_tile, details
     if result.image_tokens_reported is not None:
         details["image_tokens_source"] = "usage.prompt_tokens_details.image_tokens"
         return result.image_tokens_reported // per_tile, result.image_tokens_reported, details

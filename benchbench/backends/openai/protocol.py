@@ -12,11 +12,15 @@ Field names as read in each server's source:
   continuous_usage_stats`` (cumulative usage on every chunk), ``mm_processor_kwargs`` for
   InternVL's ``max_dynamic_patch``/``min_dynamic_patch``.
 - SGLang (``python/sglang/srt/entrypoints/openai/protocol.py``): ``min_tokens``, ``ignore_eos``,
-  ``continuous_usage_stats``, top-level ``max_dynamic_patch``/``min_dynamic_patch``.
+  ``continuous_usage_stats``, top-level ``max_dynamic_patch`` (its InternVL processor never passes
+  ``min_dynamic_patch`` on, so it is not sent; ``openai/sglang.py`` has its own tile rule).
 - LMDeploy (``lmdeploy/serve/openai/protocol.py``, ``chat_completions/serving.py``,
   ``serve/processors/multimodal.py``): ``min_new_tokens``, ``ignore_eos``, ``return_token_ids``
   (each chunk's choice carries ``output_ids``); extra keys of an ``image_url`` become that image's
-  parameters, which InternVL reads as ``max_dynamic_patch``.
+  parameters, which InternVL reads as ``max_dynamic_patch`` (not for native ``-hf`` checkpoints,
+  whose processor keeps its own budget: ``lmdeploy/vl/model/internvl3_hf.py``).
+- ``skip_special_tokens`` is sent as False wherever the server takes it (vLLM, SGLang, LMDeploy),
+  as the in-process backends decode: special tokens stay in the text on every engine.
 """
 
 from __future__ import annotations
@@ -42,14 +46,16 @@ class DialectTraits:
     reports_token_ids: bool
     usage_per_chunk: bool
     stream_options: bool
+    sets_special_tokens: bool
+    """The request can say whether special tokens are skipped (``skip_special_tokens``)."""
 
 
 TRAITS: dict[str, DialectTraits] = {
-    "generic": DialectTraits(False, False, False, False, True),
-    "vllm": DialectTraits(True, True, True, True, True),
-    "sglang": DialectTraits(True, True, False, True, True),
-    "lmdeploy": DialectTraits(True, True, True, False, True),
-    "transformers": DialectTraits(True, True, False, False, False),
+    "generic": DialectTraits(False, False, False, False, True, False),
+    "vllm": DialectTraits(True, True, True, True, True, True),
+    "sglang": DialectTraits(True, True, False, True, True, True),
+    "lmdeploy": DialectTraits(True, True, True, False, True, True),
+    "transformers": DialectTraits(True, True, False, False, False, False),
 }
 
 
@@ -66,6 +72,8 @@ def exact_token_fields(dialect: str, max_new_tokens: int) -> dict[str, Any]:
         fields = {}
     if TRAITS[dialect].reports_token_ids:
         fields["return_token_ids"] = True
+    if TRAITS[dialect].sets_special_tokens:
+        fields["skip_special_tokens"] = False
     return fields
 
 
@@ -75,7 +83,7 @@ def tile_fields(dialect: str, tiling: TilingConfig) -> tuple[dict[str, Any], dic
     if dialect == "vllm":
         return {"mm_processor_kwargs": {"max_dynamic_patch": high, "min_dynamic_patch": low}}, {}
     if dialect == "sglang":
-        return {"max_dynamic_patch": high, "min_dynamic_patch": low}, {}
+        return {"max_dynamic_patch": high}, {}
     if dialect == "lmdeploy":
         return {}, {"max_dynamic_patch": high}
     if dialect == "transformers":
