@@ -264,18 +264,6 @@ def test_url_mode_uses_a_running_server_and_leaves_it_running(tmp_path):
     assert server.exited() is not None
 
 
-def test_server_error_answer_is_quoted(tmp_path, shim_path):
-    backend = make_backend(tmp_path)
-    try:
-        backend.load()
-        prepared = backend.prepare(a_request())
-        del prepared.body["parameters"]
-        with pytest.raises(BackendError, match=r"refused /generate_stream: HTTP 417: 'parameters'"):
-            backend.generate(prepared, RecordingTimer())
-    finally:
-        backend.close()
-
-
 # --- through the runner
 
 
