@@ -167,7 +167,9 @@ class LightLLMBackend(Backend):
         facts: dict[str, Any] = {"prompt_template": TEMPLATE_NAME, "image_tag": IMAGE_TAG, "stream": self.options.stream}
         if self.options.url is not None:
             self._connect(self.options.url)
-            return {**facts, "url": self.client.url, "launched": False}
+            # A running server's version, flags and caches are its own: nothing here can read them.
+            return {**facts, "url": self.client.url, "launched": False, "engine": "lightllm", "engine_version": None,
+                    "prompt_cache": "the running server's setting", "image_resize": "the running server's setting"}
         self._check_model()
         env = {**os.environ, **server_env(self.options)}
         self.installed = inspect_installed(self.options.python, env, self._probe_timeout_s())
