@@ -4,6 +4,7 @@ sockets on 127.0.0.1: connection reuse keeps set-up out of TTFT, and every call 
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -66,8 +67,14 @@ def bare_socket_ttfts(port: int, count: int) -> list[float]:
     return ttfts
 
 
-def test_ttft_on_a_reused_connection_is_the_servers_first_token_delay(tmp_path, monkeypatch):
-    server = served(tmp_path, monkeypatch, STANDIN_FIRST_TOKEN_DELAY_S=str(FIRST_TOKEN_DELAY_S))
+@pytest.fixture(scope="module")
+def reused_connection_run(tmp_path_factory) -> tuple[list, list[float], str]:
+    """21 timed requests through the OpenAI backend, then 20 from a bare socket client, against
+    a stand-in with a 50 ms first-token delay: (records, bare TTFTs, the stand-in's log)."""
+    tmp_path = tmp_path_factory.mktemp("reuse")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("STANDIN_FIRST_TOKEN_DELAY_S", str(FIRST_TOKEN_DELAY_S))
+        server = start_standin(tmp_path)
     try:
         backend = make_backend(tmp_path, url=server.url)
         backend.load()
@@ -76,20 +83,32 @@ def test_ttft_on_a_reused_connection_is_the_servers_first_token_delay(tmp_path, 
         bare = bare_socket_ttfts(server.spec.port, 20)
     finally:
         server.stop()
+    return records, bare, server.spec.log_path.read_text()
+
+
+def test_every_request_after_load_reuses_the_connection_the_load_probe_opened(reused_connection_run):
+    records, bare, log = reused_connection_run
+    # Connection 1 was the launcher's health check; the backend's load probes (/v1/models, then
+    # /version and /get_server_info for the engine version) opened connection 2, and the server saw
+    # every request on it.
+    load_probes = 3
+    assert re.findall(r"stand-in conn (\d+): ", log) == ["1"] + ["2"] * (load_probes + len(records)) + ["3"] * len(bare)
+    assert not any("connection_note" in record.details for record in records)
+
+
+def test_ttft_on_a_reused_connection_is_within_1_ms_of_the_servers_first_token(reused_connection_run):
     # The stand-in logs when its first token really left (its sleep overshoots on a busy machine):
-    # TTFT minus that is what the client, the connection and the scheduler add. A bare socket client
-    # measures the scheduler's share on this machine now; noise only adds, so the least of each
-    # shows the floor (benchmarks/http_ttft.py reports medians).
-    server_s = [int(ns) * 1e-9 for ns in re.findall(r"first token (\d+) ns", server.spec.log_path.read_text())]
+    # TTFT minus that is what the client, the connection and the scheduler add. A bare socket
+    # client measures the scheduler's share on this machine now; noise only adds, so the least of
+    # each shows the floor (benchmarks/http_client.py reports medians).
+    if os.getloadavg()[0] > 4 * (os.cpu_count() or 1):
+        pytest.skip(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: sub-millisecond timing is noise here")
+    records, bare, log = reused_connection_run
+    server_s = [int(ns) * 1e-9 for ns in re.findall(r"first token (\d+) ns", log)]
     assert len(server_s) == len(records) + len(bare) and min(server_s) >= FIRST_TOKEN_DELAY_S
     ours = [record.ttft_s - sent for record, sent in zip(records[1:], server_s[1:])]
     floor = [ttft - sent for ttft, sent in zip(bare, server_s[len(records) :])]
     assert 0 < min(ours) < min(floor) + 0.001, (ours, floor)
-    # Connection 1 was the launcher's health check; the backend's load probe opened connection 2
-    # and the server saw every request on it.
-    conns = re.findall(r"stand-in conn (\d+): ", server.spec.log_path.read_text())
-    assert conns == ["1"] + ["2"] * (1 + len(records)) + ["3"] * len(bare)
-    assert not any("connection_note" in record.details for record in records)
 
 
 def test_a_black_hole_server_fails_the_load_probe_at_the_load_deadline(tmp_path, black_hole):
