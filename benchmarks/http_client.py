@@ -27,7 +27,7 @@ from server_requests import text_workload  # noqa: E402
 from test_http_client import FIRST_TOKEN_DELAY_S, bare_socket_ttfts, make_backend  # noqa: E402
 from test_openai_standin import start_standin  # noqa: E402
 
-from benchbench.execution.runner import measure_request  # noqa: E402
+from benchbench.execution.measure import measure_request  # noqa: E402
 
 
 def ttft_added_ms(requests: int) -> dict[str, list[float]]:
@@ -39,7 +39,7 @@ def ttft_added_ms(requests: int) -> dict[str, list[float]]:
         try:
             backend = make_backend(Path(tmp), url=server.url)
             backend.load()
-            ours = [measure_request(backend, r, 0).ttft_s for r in text_workload(4, requests + 1).measured]
+            ours = [measure_request(backend, r, 0).record().ttft_s for r in text_workload(4, requests + 1).measured]
             backend.close()
             bare = bare_socket_ttfts(server.spec.port, requests)
         finally:

@@ -19,7 +19,7 @@ from benchbench.backends.base import BackendContext, parse_options
 from benchbench.backends.openai.backend import OpenAIBackend
 from benchbench.errors import BackendError
 from benchbench.execution.launch import LaunchedServer
-from benchbench.execution.runner import measure_request
+from benchbench.execution.measure import measure_request
 from benchbench.results.records import read_manifest
 from server_requests import RecordingTimer, text_workload
 from test_openai_standin import start_standin
@@ -78,7 +78,7 @@ def reused_connection_run(tmp_path_factory) -> tuple[list, list[float], str]:
     try:
         backend = make_backend(tmp_path, url=server.url)
         backend.load()
-        records = [measure_request(backend, request, 0) for request in text_workload(4, requests=21).measured]
+        records = [measure_request(backend, request, 0).record() for request in text_workload(4, requests=21).measured]
         backend.close()
         bare = bare_socket_ttfts(server.spec.port, 20)
     finally:

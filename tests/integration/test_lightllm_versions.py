@@ -10,7 +10,8 @@ import pytest
 
 from benchbench.config.scenario import BackendSpec, parse_scenario
 from benchbench.errors import BackendError, BenchError
-from benchbench.execution.runner import RunSettings, measure_request, run_backend
+from benchbench.execution.measure import measure_request
+from benchbench.execution.runner import RunSettings, run_backend
 from benchbench.results.records import RecordSink, read_records
 from benchbench.workload.build import build_workload
 from server_requests import RecordingTimer
@@ -103,7 +104,7 @@ def test_a_repeated_prompt_is_not_served_from_the_prompt_cache(tmp_path, shim_pa
     request = a_request(max_new_tokens=2)
     try:
         backend.load()
-        ttfts = [measure_request(backend, request, repeat).ttft_s for repeat in range(2)]
+        ttfts = [measure_request(backend, request, repeat).record().ttft_s for repeat in range(2)]
     finally:
         backend.close()
     assert min(ttfts) >= 0.4, ttfts  # a cache hit would have skipped the stand-in's 0.4 s prefill

@@ -20,8 +20,9 @@ def test_a_saved_workload_reads_back_identical(tmp_path):
 
 
 def test_files_cycled_over_requests_are_stored_once(tmp_path):
+    # cache: warm, because a cold cache sends every reuse of a file as a fresh variant
     Image.new("RGB", (64, 48), "red").save(tmp_path / "a.png")
-    scenario = parse_scenario({"name": "files", "images": {"files": [str(tmp_path / "a.png")]},
+    scenario = parse_scenario({"name": "files", "images": {"files": [str(tmp_path / "a.png")]}, "cache": "warm",
                                "prompt": {"turns": [{"user": "<image>\nWhat?"}]}, "requests": 4, "max_new_tokens": 2},
                               source="test")
     workload = build_workload(scenario)
