@@ -153,6 +153,68 @@ def _print_outcome(run_dir: Path, manifest, report_path: Path) -> None:
 
 
 @main.command()
+@click.argument("sweep_file", required=False, type=click.Path(path_type=Path))
+@click.option("--output-dir", type=click.Path(path_type=Path), default=None, help="Sweep folder [reports/sweep-<file>-<time>].")
+@click.option("--dry-run", is_flag=True, help="Print the plan (cells, skipped combinations, size) and stop.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=None, help="Overrides the sweep file's executor.")
+@click.option("--ray-address", default=None, help="Ray cluster HOST:PORT [the file's ray.address, RAY_ADDRESS, else a local instance].")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
+              help="Run only the cells of this sweep folder that did not finish.")
+@friendly_errors
+def sweep(sweep_file, output_dir, dry_run, executor, ray_address, resume_dir) -> None:
+    """Run a matrix of cells (scenario settings x backends x options x models), each an isolated run, and one report."""
+    from benchbench.sweep import run as sweeps
+    from benchbench.sweep.executors import open_executor
+    from benchbench.sweep.folder import create_sweep_dir, load_record, new_record, save_record
+    from benchbench.sweep.matrix import expand
+    from benchbench.sweep.spec import SweepSpec, load_sweep
+
+    if (sweep_file is None) == (resume_dir is None):
+        raise BenchError("sweep: give a sweep file, or --resume SWEEP_DIR to finish one")
+    if resume_dir:
+        record = load_record(resume_dir)
+        spec, cells = SweepSpec.model_validate(record.spec), record.unfinished()
+        if not cells:
+            raise BenchError(f"sweep folder {resume_dir}: every cell already finished; nothing to resume")
+        click.echo(f"resuming {len(cells)} of {len(record.cells)} cell(s): {', '.join(cell.id for cell in cells)}")
+    else:
+        spec, text = load_sweep(sweep_file)
+        plan = expand(spec)
+        cells = plan.cells
+        click.echo("\n".join(sweeps.describe_plan(plan, executor or spec.executor)))
+        if dry_run:
+            return
+    with open_executor(executor or spec.executor, ray_address or spec.ray.address, cells) as runner:
+        sweep_dir = resume_dir or create_sweep_dir(output_dir or sweeps.default_sweep_dir(sweep_file))
+        if not resume_dir:
+            record = new_record(text, spec.model_dump(mode="json"), cells, [vars(s) for s in plan.skipped])
+            save_record(sweep_dir, record)
+        with _terminate_as_interrupt():
+            try:
+                record = sweeps.run_cells(sweep_dir, record, runner, click.echo)
+            except KeyboardInterrupt:
+                _print_sweep(sweep_dir)
+                click.echo(f"interrupted: finished cells are kept; continue with --resume {sweep_dir}", err=True)
+                sys.exit(EXIT_INTERRUPTED)
+    sys.exit(_print_sweep(sweep_dir))
+
+
+def _print_sweep(sweep_dir: Path) -> int:
+    """Write the sweep report, print where it is and what did not finish; the sweep's exit code."""
+    from benchbench.sweep.folder import load_record
+    from benchbench.sweep.report import write_sweep_report
+
+    report_path = write_sweep_report(sweep_dir)
+    record = load_record(sweep_dir)
+    unfinished = [cell for cell in record.cells if record.outcomes[cell.id].status != "ok"]
+    for cell in unfinished:
+        outcome = record.outcomes[cell.id]
+        click.echo(f"{outcome.status.upper()} cell {cell.id}: {outcome.reason}", err=True)
+    click.echo(f"{len(record.cells) - len(unfinished)} of {len(record.cells)} cell(s) finished  report: {report_path}")
+    return EXIT_BACKEND_FAILED if unfinished else 0
+
+
+@main.command()
 def scenarios() -> None:
     """List the built-in scenarios."""
     from benchbench.config.scenario import builtin_names, load_scenario

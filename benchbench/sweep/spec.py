@@ -1,0 +1,127 @@
+"""Sweep files: a base scenario, the models, fixed settings and axes, where to run, what is best.
+
+Only the file's shape is checked here; what each axis name means and whether its values are
+valid is the matrix's job (matrix.py), which knows scenarios and backends.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from benchbench.config.scenario import _describe
+from benchbench.errors import BenchError
+
+CONSTRAINT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
+OBJECTIVE_METRICS = ("output_tok_s", "req_s", "ttft_p50_s", "ttft_p99_s", "e2e_p50_s", "e2e_p99_s")
+"""What an objective may name: the numbers the sweep report's cell table shows per backend."""
+
+
+class SweepError(BenchError):
+    """A sweep file, its axes or its executor settings are invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RaySettings(_Strict):
+    address: str | None = Field(default=None, description="cluster address; default RAY_ADDRESS, else a local instance")
+    num_cpus: float = Field(default=1, gt=0, description="CPUs each cell reserves")
+
+
+class Resources(_Strict):
+    gpus: int | None = Field(default=None, ge=0, description="GPUs every cell reserves; default: from the cell")
+
+
+class Objective(_Strict):
+    """Which cell is best per engine: maximise or minimise one metric, among cells meeting every constraint."""
+
+    maximize: str | None = None
+    minimize: str | None = None
+    subject_to: list[str] = Field(default_factory=list, description='e.g. "ttft_p99_s <= 0.5"')
+
+    @field_validator("maximize", "minimize")
+    @classmethod
+    def _known_metric(cls, value: str | None) -> str | None:
+        if value is not None and value not in OBJECTIVE_METRICS:
+            raise ValueError(f"unknown metric '{value}'; choose one of {', '.join(OBJECTIVE_METRICS)}")
+        return value
+
+    @field_validator("subject_to")
+    @classmethod
+    def _constraints_parse(cls, values: list[str]) -> list[str]:
+        for text in values:
+            match = CONSTRAINT.match(text)
+            if not match or match.group(1) not in OBJECTIVE_METRICS:
+                raise ValueError(f"constraint '{text}': write METRIC <= NUMBER with a metric of {', '.join(OBJECTIVE_METRICS)}")
+        return values
+
+    @property
+    def metric(self) -> str:
+        return self.maximize or self.minimize or "output_tok_s"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.minimize is None
+
+    def constraints(self) -> list[tuple[str, str, float]]:
+        return [(m.group(1), m.group(2), float(m.group(3))) for m in map(CONSTRAINT.match, self.subject_to)]
+
+    def describe(self) -> str:
+        goal = f"{'highest' if self.higher_is_better else 'lowest'} {self.metric}"
+        return goal + (f" with {' and '.join(self.subject_to)}" if self.subject_to else "") + ", among fair finished cells"
+
+
+class SweepSpec(_Strict):
+    scenario: str = Field(min_length=1, description="built-in scenario name, or a YAML path relative to the sweep file")
+    model: str | list[str] | None = Field(default=None, description="checkpoint folder(s); omitted: the embedded tiny InternVL")
+    set: dict[str, Any] = Field(default_factory=dict, description="settings fixed for every cell, named like axes")
+    axes: dict[str, list[Any]]
+    executor: Literal["local", "ray"] = "local"
+    device: Literal["cpu", "cuda"] | None = None
+    trust_remote_code: bool = False
+    cell_timeout_s: float | None = Field(default=None, gt=0)
+    resources: Resources = Resources()
+    ray: RaySettings = RaySettings()
+    objective: Objective = Objective()
+
+    @property
+    def models(self) -> list[str | None]:
+        if isinstance(self.model, list):
+            return list(self.model)
+        return [self.model]
+
+
+def parse_sweep(data: Any, source: str) -> SweepSpec:
+    if not isinstance(data, dict):
+        raise SweepError(f"sweep {source}: the top level must be a mapping (scenario, axes, ...)")
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SweepError(f"sweep {source}: {_describe(exc)}") from None
+
+
+def load_sweep(path: Path) -> tuple[SweepSpec, str]:
+    """The sweep file, validated, and its text (kept in the sweep folder); the scenario path made absolute."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text)
+    except FileNotFoundError:
+        raise SweepError(f"sweep file {path}: not found; check the path") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise SweepError(f"sweep file {path}: malformed YAML{where}; fix the syntax") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SweepError(f"sweep file {path}: cannot read ({exc}); check the file") from None
+    spec = parse_sweep(data, source=f"file {path}")
+    relative = path.parent / spec.scenario
+    if relative.is_file():
+        spec = spec.model_copy(update={"scenario": str(relative.resolve())})
+    return spec, text
