@@ -24,12 +24,17 @@ PR_SET_PDEATHSIG = 1
 
 
 def die_with_parent() -> None:
-    """Ask Linux for SIGTERM when the parent dies; if it already has, act on it now."""
+    """Ask Linux for SIGTERM when the parent dies (and take SIGTERM as Ctrl-C); if it already has, act now."""
+    signal.signal(signal.SIGTERM, _interrupt)
     if not sys.platform.startswith("linux"):
         return
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if _orphaned():
         os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _orphaned() -> bool:

@@ -63,13 +63,13 @@ class RayExecutor:
         self.cells = list(cells)
 
     def __enter__(self) -> RayExecutor:
+        if self.address:
+            check_reachable(self.address)
         try:
             import ray
         except ImportError:
             raise SweepError(INSTALL_HINT) from None
         self._ray = ray
-        if self.address:
-            check_reachable(self.address)
         try:
             ray.init(address=self.address or "local", include_dashboard=False, log_to_driver=False,
                      logging_level=logging.WARNING)
