@@ -120,10 +120,12 @@ def _execute(scenario: Scenario, workload: Workload, manifest: Manifest, run_dir
 
 
 def report(run_dir: str | Path, reference: str | None = None) -> Path:
-    """Rebuild a run's report from its folder alone; returns report.html's path."""
+    """Rebuild a run's (or a sweep folder's) report from its folder alone; returns report.html's path."""
     from benchbench.report import write_report
+    from benchbench.sweep.folder import is_sweep_dir
+    from benchbench.sweep.report import write_sweep_report
 
-    return write_report(Path(run_dir), reference=reference)
+    return write_sweep_report(Path(run_dir)) if is_sweep_dir(run_dir) else write_report(Path(run_dir), reference=reference)
 
 
 def compare(run_dirs: Sequence[str | Path], output_dir: str | Path | None = None, reference: str | None = None,
@@ -142,10 +144,19 @@ def compare(run_dirs: Sequence[str | Path], output_dir: str | Path | None = None
 
 def gate(run_dir: str | Path, baseline: str | Path, rules: Sequence[str | Check] = (),
          allow_different_hardware: bool = False) -> GateResult:
-    """Judge a run against a baseline file; rules as text ('output_tok_s: -5%') or parsed, none: the defaults."""
+    """Judge a run (or a sweep folder, cell by cell) against a baseline file; rules as text
+    ('output_tok_s: -5%') or parsed, none: the defaults."""
     from benchbench.gate.baseline import load_baseline, snapshot_run
     from benchbench.gate.judge import evaluate
     from benchbench.gate.rules import default_rules, parse_rule
+    from benchbench.sweep import gate as sweep_gate
+    from benchbench.sweep.folder import is_sweep_dir
 
-    parsed = [parse_rule(rule) if isinstance(rule, str) else rule for rule in rules]
-    return evaluate(load_baseline(Path(baseline)), snapshot_run(Path(run_dir)), parsed or default_rules(), allow_different_hardware)
+    parsed = [parse_rule(rule) if isinstance(rule, str) else rule for rule in rules] or default_rules()
+    run_dir, baseline = Path(run_dir), Path(baseline)
+    if is_sweep_dir(run_dir) != sweep_gate.is_sweep_baseline(baseline):
+        raise BenchError(f"gate: {run_dir} and baseline {baseline} must both be sweeps or both single runs")
+    if is_sweep_dir(run_dir):
+        return sweep_gate.evaluate_sweep(sweep_gate.load_sweep_baseline(baseline), sweep_gate.snapshot_sweep(run_dir),
+                                         parsed, allow_different_hardware)
+    return evaluate(load_baseline(baseline), snapshot_run(run_dir), parsed, allow_different_hardware)

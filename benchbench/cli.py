@@ -248,7 +248,7 @@ REFERENCE_HELP = "Backend the others' speed is relative to [the first with measu
 @click.option("--reference", default=None, help=REFERENCE_HELP)
 @friendly_errors
 def report(run_dir: Path, reference: str | None) -> None:
-    """Rebuild a run's report from results.jsonl and manifest.json."""
+    """Rebuild a run's (or a sweep folder's) report from its folder alone."""
     from benchbench import api
 
     click.echo(f"report: {api.report(run_dir, reference=reference)}")
@@ -280,7 +280,13 @@ def baseline_save(run_dir: Path, path: Path) -> None:
     """Store what a gate needs from a finished, fair run: repeat-level samples, outputs, workload, environment."""
     from benchbench.gate.baseline import check_fit_for_baseline, save_baseline, snapshot_run
     from benchbench.gate.rules import DEFAULT_REPEATS
+    from benchbench.sweep.folder import is_sweep_dir
+    from benchbench.sweep.gate import save_sweep_baseline
 
+    if is_sweep_dir(run_dir):
+        cells = save_sweep_baseline(run_dir, path).cells
+        click.echo(f"baseline: {path}  sweep of {len(cells)} cell(s), each gated on its own")
+        return
     saved = snapshot_run(run_dir)
     check_fit_for_baseline(saved)
     save_baseline(saved, path)

@@ -6,15 +6,16 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchbench.config.load import LoadSpec, SloSpec
-from benchbench.errors import ScenarioError
+from benchbench.errors import BenchError, ScenarioError
 
 IMAGE_PLACEHOLDER = "<image>"
+Settings = TypeVar("Settings", bound=BaseModel)
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "scenarios"
 
 
@@ -182,12 +183,17 @@ def builtin_names() -> list[str]:
 
 
 def parse_scenario(data: Any, source: str) -> Scenario:
+    return validate_mapping(Scenario, data, f"scenario {source}")
+
+
+def validate_mapping(model: type[Settings], data: Any, what: str, error: type[BenchError] = ScenarioError) -> Settings:
+    """A YAML mapping validated into ``model``; every problem goes into one ``error`` line naming ``what``."""
     if not isinstance(data, dict):
-        raise ScenarioError(f"scenario {source}: the top level must be a mapping of fields")
+        raise error(f"{what}: the top level must be a mapping of fields")
     try:
-        return Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
-        raise ScenarioError(f"scenario {source}: {_describe(exc)}") from None
+        raise error(f"{what}: {_describe(exc)}") from None
 
 
 def _describe(exc: ValidationError) -> str:

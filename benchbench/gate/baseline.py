@@ -136,8 +136,8 @@ def save_baseline(baseline: Snapshot, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def load_baseline(path: Path) -> Snapshot:
-    """Read a baseline file, refusing one written by a newer benchbench."""
+def load_baseline(path: Path, model: type[BaseModel] = Snapshot):
+    """Read a baseline file (a run's ``Snapshot``, or ``model``), refusing one written by a newer benchbench."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -149,6 +149,6 @@ def load_baseline(path: Path) -> Snapshot:
         raise BenchError(f"baseline {path}: schema version {version} is newer than this benchbench "
                          f"({BASELINE_SCHEMA_VERSION}); upgrade benchbench")
     try:
-        return Snapshot.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise BenchError(f"baseline {path}: not a benchbench baseline ({exc.error_count()} errors)") from None

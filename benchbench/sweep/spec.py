@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from benchbench.config.scenario import _describe
+from benchbench.config.scenario import validate_mapping
 from benchbench.errors import BenchError
 
 CONSTRAINT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
@@ -98,12 +98,7 @@ class SweepSpec(_Strict):
 
 
 def parse_sweep(data: Any, source: str) -> SweepSpec:
-    if not isinstance(data, dict):
-        raise SweepError(f"sweep {source}: the top level must be a mapping (scenario, axes, ...)")
-    try:
-        return SweepSpec.model_validate(data)
-    except ValidationError as exc:
-        raise SweepError(f"sweep {source}: {_describe(exc)}") from None
+    return validate_mapping(SweepSpec, data, f"sweep {source}", SweepError)
 
 
 def load_sweep(path: Path) -> tuple[SweepSpec, str]:
