@@ -9,7 +9,7 @@ from pathlib import Path
 
 from benchbench.report.inputs import read_run
 from benchbench.report.throughput import throughput
-from benchbench.results.consistency import SequenceComparison, compare_sequences
+from benchbench.results.consistency import SequenceComparison, compare_records
 from benchbench.results.records import MANIFEST_FILE, RequestRecord
 from benchbench.results.stats import Interval, percentiles
 from benchbench.sweep.cells import Cell, CellOutcome
@@ -99,9 +99,7 @@ def disagreements(rows: list[CellRow]) -> tuple[int, list[Disagreement]]:
             common = [rid for rid in reference.outputs if rid in other.outputs]
             differing = {}
             for rid in common:
-                a, b = reference.outputs[rid], other.outputs[rid]
-                both_ids = a.token_ids is not None and b.token_ids is not None
-                comparison = compare_sequences(a.token_ids, b.token_ids) if both_ids else compare_sequences(a.text, b.text)
+                _, comparison = compare_records(reference.outputs[rid], other.outputs[rid])
                 if not comparison.exact_match:
                     differing[rid] = comparison
             if differing:

@@ -136,12 +136,17 @@ def test_ctrl_c_cancels_the_ray_tasks_and_leaves_no_process_behind(cluster, tmp_
     (tmp_path / "base.yaml").write_text(SCENARIO)
     (tmp_path / "sweep.yaml").write_text(SLOW_SWEEP)
     process = start_sweep(str(tmp_path / "sweep.yaml"), "--ray-address", cluster.address, "--output-dir", str(tmp_path / "out"))
-    running = wait_for(lambda: len(slow_cells(processes_matching(BACKEND_WORKER))) == 2, timeout_s=600)
-    assert running, "the two cells never ran at once"
-    cells = slow_cells(processes_matching("benchbench.sweep.cell_worker"))
-    ours = set(cells) | {ppid for ppid, _ in cells.values()} | set(running)  # cell processes, their Ray workers, backend workers
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=180)
+    try:
+        both = wait_for(lambda: len(slow_cells(processes_matching(BACKEND_WORKER))) == 2, timeout_s=600)
+        assert both, "the two cells never ran at once"
+        backends = slow_cells(processes_matching(BACKEND_WORKER))
+        cells = slow_cells(processes_matching("benchbench.sweep.cell_worker"))
+        ours = set(backends) | set(cells) | {ppid for ppid, _ in cells.values()}  # with the cells' Ray workers
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == 130, stderr[-2000:]
     assert "interrupted: finished cells are kept; continue with --resume" in stderr
     assert {o["status"] for o in outcomes(tmp_path / "out").values()} == {"interrupted"}
