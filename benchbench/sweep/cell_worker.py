@@ -1,5 +1,5 @@
 """The cell process: ``python -m benchbench.sweep.cell_worker CELL_DIR`` runs the cell described in
-CELL_DIR/cell.json as an ordinary run into CELL_DIR and exits with the run's exit code.
+CELL_DIR/cell.json as an ordinary run (``benchbench.run``) into CELL_DIR.
 
 It dies with its parent: a Ray worker killed mid-cell (or a killed sweep) sends it SIGTERM, which
 a run treats like Ctrl-C, so it marks itself interrupted and stops its backend workers.
@@ -12,11 +12,9 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 
-import yaml
-
+from benchbench.errors import BenchError
 from benchbench.sweep.cells import Cell
 from benchbench.sweep.run_cell import CELL_FILE, PARENT_ENV, SCRATCH_ENV
 
@@ -41,28 +39,26 @@ def _orphaned() -> bool:
     return bool(os.environ.get(PARENT_ENV)) and os.getppid() != int(os.environ[PARENT_ENV])
 
 
-def run_args(cell: Cell, scenario_path: Path, cell_dir: Path) -> list[str]:
-    """The ``benchbench run`` arguments of a cell."""
-    args = ["run", "--scenario", str(scenario_path), "--output-dir", str(cell_dir), "--no-progress"]
-    args += ["--model", cell.model] if cell.model else []
-    args += ["--device", cell.device] if cell.device else []
-    return args + (["--trust-remote-code"] if cell.trust_remote_code else [])
-
-
-def main(cell_dir: Path) -> None:
+def main(cell_dir: Path) -> int:
+    """Run the cell through the library API; the exit code is 0 (every backend finished), 1, 2 (bad input) or 130."""
     die_with_parent()
-    from benchbench.cli import main as cli
+    import benchbench
+    from benchbench.config.scenario import parse_scenario
 
     cell = Cell.model_validate_json((cell_dir / CELL_FILE).read_text(encoding="utf-8"))
+    options = benchbench.RunOptions(model=cell.model, device=cell.device, output_dir=cell_dir,
+                                    trust_remote_code=cell.trust_remote_code, command=["benchbench", "sweep", "cell", cell.id])
     try:
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=f"cell-{cell.id}-") as scenario_file:
-            yaml.safe_dump(cell.scenario, scenario_file, sort_keys=False)
-            scenario_file.flush()
-            cli(run_args(cell, Path(scenario_file.name), cell_dir), prog_name="benchbench")
+        return 0 if benchbench.run(parse_scenario(cell.scenario, f"of sweep cell {cell.id}"), options).ok else 1
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
     finally:
         if _orphaned() and os.environ.get(SCRATCH_ENV):  # nobody is left to ship or clean the folder
             shutil.rmtree(os.environ[SCRATCH_ENV], ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    sys.exit(main(Path(sys.argv[1])))

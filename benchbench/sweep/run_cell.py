@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from benchbench.errors import BenchError
-from benchbench.execution.isolation import PACKAGE_PARENT, stop_group
+from benchbench.execution.isolation import PACKAGE_PARENT, STOP_GRACE_S
 from benchbench.execution.launch import log_tail
+from benchbench.execution.processes import stop_group
 from benchbench.results.records import MANIFEST_FILE, read_manifest
 from benchbench.sweep.cells import Cell, CellOutcome
 
@@ -44,11 +45,11 @@ def run_cell(cell: Cell, cell_dir: Path, scratch: Path | None = None) -> CellOut
     try:
         code = process.wait(timeout=cell.timeout_s)
     except subprocess.TimeoutExpired:
-        stop_group(process.pid, process)
+        stop_group(process.pid, STOP_GRACE_S, process)
         return _outcome("timed_out", f"cell time-out of {cell.timeout_s:g} s; log: {cell_dir / CELL_LOG}", started)
     finally:
         if process.returncode is None:  # interrupted: stop the cell (it marks its run interrupted) before going on
-            stop_group(process.pid, process)
+            stop_group(process.pid, STOP_GRACE_S, process)
     return outcome_of(cell_dir, code, started)
 
 
