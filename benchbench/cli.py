@@ -37,7 +37,8 @@ def main() -> None:
 
 @main.command()
 @click.option("--scenario", "scenario_name", default="10x-image", show_default=True, help="Built-in name or YAML path.")
-@click.option("--model", default=None, help="Checkpoint folder; omitted: the embedded tiny InternVL.")
+@click.option("--model", default=None, help="Checkpoint folder, or embedded:internvl2_5-1b|-2b|-8b (real shape, "
+              "random weights); omitted: the embedded tiny InternVL.")
 @click.option("--backend", "backends", multiple=True, help="Backend kind (repeatable); replaces the scenario's list.")
 @click.option("--url", default=None, help="Server URL for openai/lightllm backends given with --backend.")
 @click.option("--output-dir", type=click.Path(path_type=Path), default=None, help="Run folder [reports/<scenario>-<time>].")

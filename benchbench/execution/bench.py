@@ -56,15 +56,21 @@ def check_backends(scenario: Scenario) -> None:
 
 
 def resolve_model(model: str | None) -> tuple[Path, dict]:
-    """The checkpoint to run: the given folder, or the embedded tiny InternVL (built once, cached)."""
+    """The checkpoint to run: the given folder, an ``embedded:NAME`` model of real dimensions with
+    random weights, or the embedded tiny InternVL (each built once, cached)."""
+    from benchbench.models.embedded import ensure_embedded_model, is_embedded
+
     if model is None:
         from benchbench.models.tiny import ensure_tiny_model
 
         path = ensure_tiny_model()
         return path, {"path": str(path), "embedded_tiny_model": True, "weights": weights_hash(path)}
+    if is_embedded(model):
+        path, facts = ensure_embedded_model(model)
+        return path, {"path": str(path), "embedded_tiny_model": False, **facts, "weights": weights_hash(path)}
     path = Path(model).expanduser()
     if not path.is_dir():
-        raise ModelError(f"model {model}: no such directory; give a local checkpoint folder or omit --model")
+        raise ModelError(f"model {model}: no such directory; give a local checkpoint folder, embedded:NAME, or omit --model")
     return path.resolve(), {"path": str(path.resolve()), "embedded_tiny_model": False, "weights": weights_hash(path)}
 
 

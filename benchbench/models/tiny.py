@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
 import string
-import tempfile
 from pathlib import Path
 
+from benchbench.models.store import ensure_built
 from benchbench.workload.imaging import IMAGENET_MEAN_RGB, IMAGENET_STD_RGB
 from benchbench.workload.prompt import IMG_CONTEXT, IMG_END, IMG_START
 
@@ -59,10 +57,6 @@ PROCESSOR_CONFIG = {
 }  # fmt: skip
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("BENCHBENCH_CACHE", Path.home() / ".cache" / "benchbench"))
-
-
 def _spec_digest() -> str:
     import transformers
 
@@ -71,25 +65,16 @@ def _spec_digest() -> str:
 
 
 def ensure_tiny_model() -> Path:
-    """The cached tiny model's directory, building it on first use (atomically, so concurrent runs are safe)."""
-    target = cache_root() / f"tiny-internvl-{_spec_digest()}"
-    if (target / "config.json").is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
-    try:
-        build_tiny_model(staging)
-        os.replace(staging, target)
-    except OSError:
-        if not (target / "config.json").is_file():  # a concurrent build did not win either
-            raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    """The cached tiny model's directory, building it on first use."""
+    return ensure_built(f"tiny-internvl-{_spec_digest()}", build_tiny_model)
 
 
-def build_tokenizer():
-    """A character-level tokenizer (printable ASCII plus a few words) with InternVL's special tokens."""
+def build_tokenizer(vocab_size: int | None = None):
+    """A character-level tokenizer (printable ASCII plus a few words) with InternVL's special tokens.
+
+    ``vocab_size`` pads the vocabulary with visible filler words (`` w<n>``) up to a real model's
+    size, so a randomly initialised model of real dimensions can emit every id it has.
+    """
     from tokenizers import Tokenizer, decoders, models
     from transformers import PreTrainedTokenizerFast
 
@@ -97,6 +82,10 @@ def build_tokenizer():
     visible = [c for c in string.printable if c not in "\t\r\x0b\x0c"]  # keep space and newline
     for piece in [*visible, *(" " + word for word in WORDS)]:
         vocab.setdefault(piece, len(vocab))
+    if vocab_size is not None:
+        if vocab_size < len(vocab):
+            raise ValueError(f"vocab_size {vocab_size} is below the {len(vocab)} pieces every tokenizer has")
+        vocab.update({f" w{index}": index for index in range(len(vocab), vocab_size)})
     core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<|endoftext|>"))
     core.decoder = decoders.Fuse()
     tokenizer = PreTrainedTokenizerFast(
@@ -118,23 +107,35 @@ def build_tokenizer():
 
 def build_tiny_model(directory: Path) -> None:
     import torch
-    from transformers import InternVLConfig, InternVLForConditionalGeneration
+    from transformers import InternVLForConditionalGeneration
 
     tokenizer = build_tokenizer()
-    config = InternVLConfig(
-        vision_config=VISION,
-        text_config={**TEXT, "vocab_size": len(tokenizer), "eos_token_id": tokenizer.eos_token_id,
+    config = internvl_config(VISION, TEXT, tokenizer)
+    torch.manual_seed(BUILD_SEED)
+    save_internvl(directory, InternVLForConditionalGeneration(config).eval(), tokenizer)
+
+
+def internvl_config(vision: dict, text: dict, tokenizer, **top):
+    """A native InternVL config whose text vocabulary is ``tokenizer``'s, so every id the model emits decodes."""
+    from transformers import InternVLConfig
+
+    return InternVLConfig(
+        vision_config=vision,
+        text_config={**text, "vocab_size": len(tokenizer), "eos_token_id": tokenizer.eos_token_id,
                      "pad_token_id": tokenizer.pad_token_id, "bos_token_id": None},
         image_token_id=tokenizer.convert_tokens_to_ids(IMG_CONTEXT),
         image_seq_length=256,
         downsample_ratio=0.5,
+        **top,
     )
-    torch.manual_seed(BUILD_SEED)
-    model = InternVLForConditionalGeneration(config).eval()
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+
+
+def save_internvl(directory: Path, model, tokenizer) -> None:
+    """Model, tokenizer and the -hf processor config, as a checkpoint folder ``from_pretrained`` reads."""
     from transformers.utils import logging
 
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
     logging.disable_progress_bar()
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -52,7 +52,7 @@ def _run_rows(run: Run) -> list[list[Cell]]:
         cells("workload hash", manifest.workload_hash),
         cells("repeats / seed", f"{manifest.repeats} / {manifest.seed}"),
         cells("engine caches", cache_statement(manifest.scenario.get("cache", "cold"), _resends_images(manifest.scenario))),
-        cells("model", model.get("path") + (" (embedded tiny InternVL)" if model.get("embedded_tiny_model") else "")),
+        cells("model", Cell(model.get("path") + _embedded_note(model), "warn" if model.get("random_weights") else "")),
         cells("weights sha256", f"{weights.get('sha256')} ({weights.get('method')})"),
         cells("dtype / device", f"{settings.get('dtype')} / {settings.get('device') or 'default'}"),
         cells("trust remote code", settings.get("trust_remote_code")),
@@ -72,6 +72,14 @@ def _resends_images(scenario: dict[str, Any]) -> bool:
     """A later turn carries an earlier turn's image again (the multi-turn scenario)."""
     turns = (scenario.get("prompt") or {}).get("turns") or []
     return len(turns) > 1 and any("<image>" in (turn.get("user") or "") for turn in turns[:-1])
+
+
+def _embedded_note(model: dict[str, Any]) -> str:
+    if model.get("embedded_tiny_model"):
+        return " (embedded tiny InternVL)"
+    if model.get("random_weights"):
+        return f" (embedded {model.get('embedded')}: the shape of {model.get('shape_of')} with RANDOM weights)"
+    return ""
 
 
 def _gpus(environment: dict[str, Any]) -> str:
@@ -143,7 +151,9 @@ def recorded_command(argv: list[str]) -> str:
 def reproduce_command(manifest: Manifest) -> str:
     """A ``benchbench run`` that rebuilds the same workload on the same settings into a fresh folder."""
     argv = ["benchbench", "run", "--scenario", "scenario.yaml"]
-    if not manifest.model.get("embedded_tiny_model"):
+    if manifest.model.get("embedded"):
+        argv += ["--model", f"embedded:{manifest.model['embedded']}"]
+    elif not manifest.model.get("embedded_tiny_model"):
         argv += ["--model", str(manifest.model.get("path"))]
     if manifest.settings.get("device"):
         argv += ["--device", str(manifest.settings["device"])]

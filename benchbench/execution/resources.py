@@ -1,0 +1,221 @@
+"""What an engine costs while it runs: GPU memory, SM use, power and energy (NVML), and the host
+memory and CPU time of the engine's whole process tree (psutil), sampled on a thread of its own.
+
+The worker starts one sampler around model load and one from the end of load to the last request,
+so load's peak memory is reported apart from serving's. GPU figures are device-wide (NVML sees every
+process on the card, a launched server included); energy is NVML's total-energy counter read at
+start and stop, so it needs no sampling at all. With no driver, the GPU part holds NVML's own error
+text and the host part is still measured. The sampler measures its own CPU time, so its cost is on
+record next to the numbers it may disturb.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DEFAULT_HZ = 15.0
+TIMELINE_POINTS = 200  # kept per phase for the memory-over-time plot; peaks and means use every sample
+MIB = 2**20
+
+
+@dataclass
+class GpuUsage:
+    index: int
+    name: str
+    memory_peak_mib: float
+    memory_mean_mib: float
+    sm_util_mean_pct: float | None
+    power_mean_w: float | None
+    energy_j: float | None
+
+
+@dataclass
+class ResourceUsage:
+    """One phase's usage; plain data for the manifest."""
+
+    phase: str
+    window_s: float
+    samples: int
+    sampler_cpu_s: float
+    host_rss_peak_mib: float
+    host_cpu_s: float
+    gpus: list[GpuUsage] = field(default_factory=list)
+    gpu_error: str | None = None
+    timeline: list[list[float]] = field(default_factory=list)
+    """[seconds from start, GPU memory used (MiB, all GPUs), host RSS (MiB)] per kept sample."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Nvml:
+    """NVML handles for every GPU, or the reason there are none."""
+
+    def __init__(self):
+        self.handles, self.names, self.error = [], [], None
+        try:
+            import pynvml
+        except ImportError:
+            self.error = "nvidia-ml-py is not installed"
+            return
+        self.pynvml = pynvml
+        try:
+            pynvml.nvmlInit()
+            for index in range(pynvml.nvmlDeviceGetCount()):
+                handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+                name = pynvml.nvmlDeviceGetName(handle)
+                self.handles.append(handle)
+                self.names.append(name.decode() if isinstance(name, bytes) else name)
+        except pynvml.NVMLError as exc:
+            self.error = f"NVML: {exc}"
+
+    def read(self, function, handle, default=None):
+        """One NVML query; a query the GPU does not support gives ``default``."""
+        try:
+            return function(handle)
+        except self.pynvml.NVMLError:
+            return default
+
+    def energy_mj(self) -> list[int | None]:
+        return [self.read(self.pynvml.nvmlDeviceGetTotalEnergyConsumption, h) for h in self.handles]
+
+    def sample(self) -> list[tuple[float, float | None, float | None]]:
+        """(memory used MiB, SM utilisation %, power W) per GPU."""
+        rows = []
+        for handle in self.handles:
+            memory = self.read(self.pynvml.nvmlDeviceGetMemoryInfo, handle)
+            util = self.read(self.pynvml.nvmlDeviceGetUtilizationRates, handle)
+            power = self.read(self.pynvml.nvmlDeviceGetPowerUsage, handle)
+            rows.append((memory.used / MIB if memory else float("nan"), util.gpu if util else None,
+                         power / 1000 if power is not None else None))  # fmt: skip
+        return rows
+
+    def close(self) -> None:
+        if self.handles or self.error is None:
+            try:
+                self.pynvml.nvmlShutdown()
+            except Exception:  # shutting down must never fail a run
+                pass
+
+
+class _ProcessTree:
+    """RSS and CPU time of a process and all its descendants; CPU time of those that ended is kept.
+
+    Finding the descendants scans every process on the machine, so it is done once a second
+    (``REFRESH_S``); the members' RSS is read at every sample.
+    """
+
+    REFRESH_S = 1.0
+
+    def __init__(self, root_pid: int):
+        import psutil
+
+        self.psutil, self.root = psutil, psutil.Process(root_pid)
+        self.first_cpu: dict[int, float] = {}
+        self.last_cpu: dict[int, float] = {}
+        self.refresh()
+        self.first_cpu = dict(self.last_cpu)
+
+    def refresh(self) -> None:
+        """Find the tree's members again and note each one's CPU seconds."""
+        try:
+            self.members = [self.root, *self.root.children(recursive=True)]
+        except self.psutil.Error:
+            self.members = []
+        for process in self.members:
+            try:
+                times = process.cpu_times()
+                self.last_cpu[process.pid] = times.user + times.system
+            except self.psutil.Error:
+                continue  # ended while we looked
+        self.refreshed_at = time.monotonic()
+
+    def rss_mib(self) -> float:
+        if time.monotonic() - self.refreshed_at >= self.REFRESH_S:
+            self.refresh()
+        rss = 0
+        for process in self.members:
+            try:
+                rss += process.memory_info().rss
+            except self.psutil.Error:
+                continue
+        return rss / MIB
+
+    def cpu_s(self) -> float:
+        self.refresh()
+        return sum(seconds - self.first_cpu.get(pid, 0.0) for pid, seconds in self.last_cpu.items())
+
+
+class ResourceSampler:
+    """Samples at ``hz`` on a daemon thread between ``start`` and ``stop``; use as a context manager."""
+
+    def __init__(self, phase: str, root_pid: int | None = None, hz: float = DEFAULT_HZ):
+        self.phase, self.interval_s = phase, 1.0 / hz
+        self.root_pid = root_pid or os.getpid()
+        self._stop = threading.Event()
+        self._rows: list[tuple[float, list, float]] = []
+        self._thread_cpu_s = 0.0
+        self.usage: ResourceUsage | None = None
+
+    def __enter__(self) -> ResourceSampler:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._nvml = _Nvml()
+        self._tree = _ProcessTree(self.root_pid)
+        self._energy_start = self._nvml.energy_mj()
+        self._t0 = time.perf_counter()
+        self._thread = threading.Thread(target=self._loop, name=f"resources-{self.phase}", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        cpu0 = time.thread_time()
+        while True:
+            self._take()
+            if self._stop.wait(self.interval_s):
+                break
+        self._take()  # the state at stop, so a short phase still has its end
+        self._thread_cpu_s = time.thread_time() - cpu0
+
+    def _take(self) -> None:
+        self._rows.append((time.perf_counter() - self._t0, self._nvml.sample(), self._tree.rss_mib()))
+
+    def stop(self) -> ResourceUsage:
+        if self.usage is None:
+            self._stop.set()
+            self._thread.join()
+            window_s = time.perf_counter() - self._t0
+            self.usage = self._summarise(window_s, self._nvml.energy_mj())
+            self._nvml.close()
+        return self.usage
+
+    def _summarise(self, window_s: float, energy_end: list[int | None]) -> ResourceUsage:
+        rows = self._rows
+        gpus = []
+        for index, name in enumerate(self._nvml.names):
+            memory = [row[1][index][0] for row in rows]
+            util = [row[1][index][1] for row in rows if row[1][index][1] is not None]
+            power = [row[1][index][2] for row in rows if row[1][index][2] is not None]
+            start, end = self._energy_start[index], energy_end[index]
+            gpus.append(GpuUsage(
+                index=index, name=name, memory_peak_mib=max(memory), memory_mean_mib=sum(memory) / len(memory),
+                sm_util_mean_pct=sum(util) / len(util) if util else None,
+                power_mean_w=sum(power) / len(power) if power else None,
+                energy_j=(end - start) / 1000 if start is not None and end is not None else None,
+            ))  # fmt: skip
+        step = max(1, len(rows) // TIMELINE_POINTS)
+        timeline = [[round(t, 3), round(sum(g[0] for g in per_gpu), 1), round(rss, 1)]
+                    for t, per_gpu, rss in rows[::step]]  # fmt: skip
+        return ResourceUsage(
+            phase=self.phase, window_s=window_s, samples=len(rows), sampler_cpu_s=self._thread_cpu_s,
+            host_rss_peak_mib=max(row[2] for row in rows), host_cpu_s=self._tree.cpu_s(),
+            gpus=gpus, gpu_error=self._nvml.error, timeline=timeline,
+        )  # fmt: skip
