@@ -151,10 +151,15 @@ class _ProcessTree:
 
 
 class ResourceSampler:
-    """Samples at ``hz`` on a daemon thread between ``start`` and ``stop``; use as a context manager."""
+    """Samples at ``hz`` on a daemon thread between ``start`` and ``stop``; use as a context manager.
 
-    def __init__(self, phase: str, root_pid: int | None = None, hz: float = DEFAULT_HZ):
-        self.phase, self.interval_s = phase, 1.0 / hz
+    ``into`` receives the phase's usage (as a dict, under the phase name) when it stops, also when
+    the phase ended in an exception; ``enabled=False`` samples nothing (the overhead benchmark's baseline).
+    """
+
+    def __init__(self, phase: str, into: dict | None = None, enabled: bool = True, root_pid: int | None = None,
+                 hz: float = DEFAULT_HZ):
+        self.phase, self.interval_s, self.into, self.enabled = phase, 1.0 / hz, into, enabled
         self.root_pid = root_pid or os.getpid()
         self._stop = threading.Event()
         self._rows: list[tuple[float, list, float]] = []
@@ -162,11 +167,15 @@ class ResourceSampler:
         self.usage: ResourceUsage | None = None
 
     def __enter__(self) -> ResourceSampler:
-        self.start()
+        if self.enabled:
+            self.start()
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self.stop()
+        if self.enabled:
+            usage = self.stop()
+            if self.into is not None:
+                self.into[self.phase] = usage.to_dict()
 
     def start(self) -> None:
         self._nvml = _Nvml()

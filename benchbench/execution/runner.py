@@ -15,6 +15,7 @@ from benchbench.config.scenario import BackendSpec
 from benchbench.errors import BenchError
 from benchbench.execution.measure import NS, measure_request
 from benchbench.execution.recorder import OnRecord, Recorder
+from benchbench.execution.resources import ResourceSampler
 from benchbench.execution.schedule import SERIAL, Job, Schedule
 from benchbench.results.records import BackendOutcome, RecordSink
 from benchbench.workload.build import Workload
@@ -30,6 +31,7 @@ class RunSettings:
     trust_remote_code: bool = False
     request_timeout_s: float | None = None
     load_timeout_s: float | None = None
+    sample_resources: bool = True
 
 
 def run_backend(
@@ -52,21 +54,23 @@ def run_backend(
     outcome.capabilities = vars(backend.capabilities)
     recorder = Recorder(sink, on_record)
     try:
-        t0 = time.perf_counter_ns()
-        outcome.load_info = backend.load()
-        backend.synchronize()
-        outcome.load_s = (time.perf_counter_ns() - t0) * NS
+        with ResourceSampler("load", into=outcome.resources, enabled=settings.sample_resources):
+            t0 = time.perf_counter_ns()
+            outcome.load_info = backend.load()
+            backend.synchronize()
+            outcome.load_s = (time.perf_counter_ns() - t0) * NS
         backend.calibrate(workload.requests)
         on_loaded(outcome)
 
         def measure(job: Job):
             return measure_request(backend, job.request, job.repeat)
 
-        SERIAL.drive([Job(request, 0) for request in workload.warmup], measure, recorder.record)
-        measured = [Job(request, repeat) for repeat in range(workload.repeats) for request in workload.measured_for(repeat)
-                    if (request.request_id, repeat) not in done]
-        schedule.drive(measured, measure, recorder.record)
-        recorder.finish()
+        with ResourceSampler("serve", into=outcome.resources, enabled=settings.sample_resources):
+            SERIAL.drive([Job(request, 0) for request in workload.warmup], measure, recorder.record)
+            measured = [Job(request, repeat) for repeat in range(workload.repeats) for request in workload.measured_for(repeat)
+                        if (request.request_id, repeat) not in done]
+            schedule.drive(measured, measure, recorder.record)
+            recorder.finish()
         outcome.status = "ok"
     except BenchError as exc:
         outcome.status, outcome.error = "failed", str(exc)

@@ -76,6 +76,8 @@ class BackendOutcome(BaseModel):
     capabilities: dict[str, bool] = Field(default_factory=dict)
     error: str | None = None
     log_tail: list[str] = Field(default_factory=list)
+    resources: dict[str, Any] = Field(default_factory=dict)
+    """Per phase (``load``, ``serve``): GPU and process-tree usage (execution/resources.py)."""
 
 
 class Manifest(BaseModel):
