@@ -4,7 +4,8 @@ Runs, each as a real ``python -m benchbench run`` into its own run folder: ``10x
 placement ``cuda`` and ``auto``, ``tiles-sweep``, and the Transformers backend against
 ``transformers serve`` of the same model through the OpenAI backend (dialect transformers). Then
 checks every run folder (each backend ok, every request fair, no CUDA error in any log), prints one
-summary table, and packs the run folders, the logs and the summary into one archive in OUTDIR.
+summary table, and packs the run folders, the logs and the summary into one archive in OUTDIR
+(beside it, the summary as text; the run folders themselves are built in a temporary folder).
 Exit 0 only when every check passed; the archive is written either way.
 """
 
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +60,10 @@ def main() -> int:
     args = parse_args()
     started = time.monotonic()
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    work = args.outdir / f"gpu-check-{stamp}"
-    work.mkdir(parents=True)
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    # Run folders live outside OUTDIR: only the archive and the summary land there (few files to copy back).
+    work = Path(tempfile.mkdtemp(prefix="gpu-check-")) / f"gpu-check-{stamp}"
+    work.mkdir()
     say(f"gpu_check: device {args.device}, model {args.model}, work folder {work}")
     model_dir, build_s = build_model(args.model)
     say(f"model ready in {build_s:.1f} s: {model_dir}")

@@ -38,6 +38,8 @@ class ResourceUsage:
     """One phase's usage; plain data for the manifest."""
 
     phase: str
+    started_at: float
+    """Wall-clock start (epoch seconds), to tell which records fall inside the window."""
     window_s: float
     samples: int
     sampler_cpu_s: float
@@ -181,7 +183,7 @@ class ResourceSampler:
         self._nvml = _Nvml()
         self._tree = _ProcessTree(self.root_pid)
         self._energy_start = self._nvml.energy_mj()
-        self._t0 = time.perf_counter()
+        self._started_at, self._t0 = time.time(), time.perf_counter()
         self._thread = threading.Thread(target=self._loop, name=f"resources-{self.phase}", daemon=True)
         self._thread.start()
 
@@ -224,7 +226,7 @@ class ResourceSampler:
         timeline = [[round(t, 3), round(sum(g[0] for g in per_gpu), 1), round(rss, 1)]
                     for t, per_gpu, rss in rows[::step]]  # fmt: skip
         return ResourceUsage(
-            phase=self.phase, window_s=window_s, samples=len(rows), sampler_cpu_s=self._thread_cpu_s,
+            phase=self.phase, started_at=self._started_at, window_s=window_s, samples=len(rows), sampler_cpu_s=self._thread_cpu_s,
             host_rss_peak_mib=max(row[2] for row in rows), host_cpu_s=self._tree.cpu_s(),
             gpus=gpus, gpu_error=self._nvml.error, timeline=timeline,
         )  # fmt: skip

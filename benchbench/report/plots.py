@@ -201,3 +201,23 @@ def _error_bars(triples: list[tuple[float, float, float]]) -> np.ndarray:
     below = [0.0 if math.isnan(low) else centre - low for centre, low, _ in triples]
     above = [0.0 if math.isnan(high) else high - centre for centre, _, high in triples]
     return np.array([below, above])
+
+
+def memory_timeline_plot(views: Sequence[BackendView], path: Path) -> Path:
+    """GPU memory used and host RSS over the serving window, one line per backend (GPU panel only with a GPU)."""
+    serving = [(view, view.outcome.resources["serve"]) for view in views if view.outcome.resources.get("serve")]
+    with_gpu = any(usage.get("gpus") for _, usage in serving)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 2 if with_gpu else 1, figsize=(9 if with_gpu else 5, 3.2), squeeze=False)
+        panels = [(1, "host RSS of the process tree (MiB)")]
+        if with_gpu:
+            panels.insert(0, (0, "GPU memory used (MiB)"))
+        for ax, (column, title) in zip(axes[0], panels):
+            for view, usage in serving:
+                points = usage.get("timeline") or []
+                ax.plot([p[0] for p in points], [p[1 + column] for p in points], color=view.colour, label=view.label,
+                        linestyle="--" if view.stand_in else "-", linewidth=1.2)  # fmt: skip
+            ax.set_title(title)
+            ax.set_xlabel("seconds after load")
+        axes[0][0].legend(fontsize=7)
+        return _save(fig, path)

@@ -26,6 +26,7 @@ from benchbench.report.performance import (
 )
 from benchbench.report.provenance import provenance_section
 from benchbench.report.render import render_html, render_markdown
+from benchbench.report.resources import resources_section
 from benchbench.results.summary import summarize
 
 GENERATED_PREFIX = "Generated "
@@ -59,6 +60,7 @@ def _write(data: ReportInput, out_dir: Path, title: str) -> Path:
                 headline_section(data, results, out_dir), latency_section(data, out_dir)]
     sections += [section for section in (turns_section(data), sweep_section(data, out_dir)) if section is not None]
     sections += option_sweep_sections(data, results, out_dir)
+    sections += [section for section in (resources_section(data, out_dir),) if section is not None]
     sections += [fairness_section(data), outputs_section(data, out_dir), provenance_section(data)]
     document = Document(title, _subtitle(data), _generated_line(), sections)
     (out_dir / "report.md").write_text(render_markdown(document), encoding="utf-8")
