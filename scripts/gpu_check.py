@@ -30,7 +30,8 @@ from benchbench.errors import BenchError  # noqa: E402
 from benchbench.execution.launch import ServerError, ServerSpec, free_port, launch  # noqa: E402
 from benchbench.results.records import read_manifest, read_records  # noqa: E402
 
-BUDGET_S = 8 * 60
+BUDGET_S = {"cuda": 8 * 60, "cpu": 30 * 60}
+CPU_REHEARSAL = ["--requests", "2", "--max-new-tokens", "8"]  # the same code paths, fewer requests: CPUs are slow
 RESERVE_S = 20  # kept for the checks, the summary and the archive
 CUDA_ERRORS = ("CUDA error", "CUBLAS_STATUS", "CUDNN_STATUS", "device-side assert", "illegal memory access",
                "CUDA out of memory", "NCCL error", "cudaError")  # fmt: skip
@@ -68,10 +69,11 @@ def main() -> int:
     model_dir, build_s = build_model(args.model)
     say(f"model ready in {build_s:.1f} s: {model_dir}")
     steps = plan(args.device, str(model_dir) if not args.model.startswith("embedded:") else args.model)
+    budget_s = BUDGET_S[args.device]
     for step in steps:
-        remaining = BUDGET_S - RESERVE_S - (time.monotonic() - started)
+        remaining = budget_s - RESERVE_S - (time.monotonic() - started)
         if remaining < 30:
-            step.problems.append(f"not run: the {BUDGET_S} s budget was spent")
+            step.problems.append(f"not run: the {budget_s} s budget was spent")
             continue
         run_step(step, work, model_dir, args.device, timeout_s=remaining)
     summary = summarize(steps, args, build_s, time.monotonic() - started)
@@ -104,7 +106,8 @@ def build_model(model: str) -> tuple[Path, float]:
 def plan(device: str, model: str) -> list[Step]:
     """The runs, in order. On CPU (a rehearsal) placement is ``cpu`` and ``auto`` is left out: it needs CUDA."""
     dtype = "bfloat16" if device == "cuda" else "auto"
-    common = ["--model", model, "--device", device, "--dtype", dtype, "--no-progress", "--request-timeout", "120"]
+    common = ["--model", model, "--device", device, "--dtype", dtype, "--no-progress", "--request-timeout", "120",
+              *(CPU_REHEARSAL if device == "cpu" else [])]
     placements = ["cuda", "auto"] if device == "cuda" else ["cpu"]
     steps = [
         Step(f"10x-image-{placement}", ["--scenario", "10x-image", *common, "--option", f"transformers.placement={placement}"])

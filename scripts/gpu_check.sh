@@ -9,7 +9,7 @@
 #   scripts/gpu_check.sh OUTDIR [--device cpu] [--model PATH|embedded:NAME]
 #
 # --device cpu --model <tiny model folder> is the rehearsal on a machine without a GPU: the same
-# runs, placement cpu, `auto` left out. benchbench need not be installed: the repository root is
+# runs with 2 measured requests of 8 tokens each, placement cpu, `auto` left out, a 30-minute budget. benchbench need not be installed: the repository root is
 # put on PYTHONPATH. Packages the GPU image lacks come as wheels from scripts/gpu_wheels.sh; install
 # them first with
 #   python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
@@ -36,13 +36,14 @@ needed=(torch:torch transformers:transformers accelerate:accelerate numpy:numpy 
 echo "gpu_check: $("$python" --version 2>&1) at $(command -v "$python"); benchbench from $repo"
 "$python" - "$device" "${needed[@]}" <<'EOF'
 import importlib, sys
+from importlib import metadata
 
 device, pairs = sys.argv[1], [arg.split(":") for arg in sys.argv[2:]]
 missing, versions = [], []
 for module, dist in pairs:
     try:
-        imported = importlib.import_module(module)
-        versions.append(f"{dist} {getattr(imported, '__version__', '?')}")
+        importlib.import_module(module)
+        versions.append(f"{dist} {metadata.version(dist)}")
     except Exception as exc:  # a broken install counts as missing, with its reason
         missing.append(f"{dist} (import {module}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
 print("packages: " + ", ".join(versions))
