@@ -22,13 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchbench.backends.base import BackendContext  # noqa: E402
-from benchbench.backends.transformers import TransformersBackend, TransformersOptions  # noqa: E402
-from benchbench.config.scenario import load_scenario  # noqa: E402
 from benchbench.execution.resources import DEFAULT_HZ, ResourceSampler  # noqa: E402
 from benchbench.execution.runner import measure_request  # noqa: E402
-from benchbench.models.tiny import ensure_tiny_model  # noqa: E402
-from benchbench.workload.build import build_workload  # noqa: E402
+from tiny_backend import warm_tiny_backend  # noqa: E402
 
 
 def one_round(backend, requests, sampled: bool) -> tuple[float, float, int, float]:
@@ -48,12 +44,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     args = parser.parse_args()
 
-    workload = build_workload(load_scenario(args.scenario))
-    context = BackendContext("transformers", ensure_tiny_model(), "auto", "cpu", Path("."), 0)
-    backend = TransformersBackend(TransformersOptions(), context)
-    backend.load()
-    for request in workload.warmup:
-        measure_request(backend, request, repeat=0)
+    backend, workload = warm_tiny_backend(args.scenario)
     n = len(workload.measured)
     rounds = []
     for index in range(args.rounds):

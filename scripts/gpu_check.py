@@ -54,6 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("outdir", type=Path)
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--model", default="embedded:internvl2_5-1b", help="checkpoint folder or embedded:NAME")
+    parser.add_argument("--only", action="append", default=[], metavar="STEP", help="run only this step (repeatable)")
     return parser.parse_args()
 
 
@@ -69,6 +70,7 @@ def main() -> int:
     model_dir, build_s = build_model(args.model)
     say(f"model ready in {build_s:.1f} s: {model_dir}")
     steps = plan(args.device, str(model_dir) if not args.model.startswith("embedded:") else args.model)
+    steps = [step for step in steps if not args.only or step.name in args.only]
     budget_s = BUDGET_S[args.device]
     for step in steps:
         remaining = budget_s - RESERVE_S - (time.monotonic() - started)
@@ -128,9 +130,9 @@ def run_step(step: Step, work: Path, model_dir: Path, device: str, timeout_s: fl
     t0 = time.monotonic()
     try:
         if step.needs_server:
-            with serve(model_dir, device, work / "logs" / "transformers-serve.log") as server:
+            with serve(model_dir, device, work) as server:
                 say(f"transformers serve healthy at {server.url} after {time.monotonic() - t0:.1f} s")
-                step.argv += ["--url", server.url]
+                step.argv += ["--url", server.url, "--option", f"openai.model={model_dir}"]
                 code = run_bench(step, log_path, timeout_s - (time.monotonic() - t0))
         else:
             code = run_bench(step, log_path, timeout_s)
@@ -159,16 +161,23 @@ def run_bench(step: Step, log_path: Path, timeout_s: float) -> int | None:
     return done.returncode
 
 
-def serve(model_dir: Path, device: str, log_path: Path):
-    """``transformers serve`` of the model on the same device and dtype, in its own process group."""
+def serve(model_dir: Path, device: str, work: Path):
+    """``transformers serve`` of the model on the same device and dtype, in its own process group.
+
+    Requests name the model exactly as the server was given it (5.17 refuses any other name). Its
+    /v1/models scans the Hugging Face cache and fails where there is none (a fresh GPU machine), so
+    the server gets an empty one of its own.
+    """
     port = free_port()
+    hub_cache = work / "hf-cache"
+    hub_cache.mkdir(exist_ok=True)
     dtype = "bfloat16" if device == "cuda" else "float32"
     spec = ServerSpec(
         name="transformers serve",
         argv=(sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir), "--host", "127.0.0.1",
               "--port", str(port), "--device", "cuda:0" if device == "cuda" else "cpu", "--dtype", dtype),
-        env={"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1"},
-        port=port, log_path=log_path, startup_timeout_s=180,
+        env={"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1", "HF_HUB_CACHE": str(hub_cache)},
+        port=port, log_path=work / "logs" / "transformers-serve.log", startup_timeout_s=180,
     )  # fmt: skip
     return launch(spec)
 

@@ -32,7 +32,7 @@ needed=(torch:torch transformers:transformers accelerate:accelerate numpy:numpy 
         torchvision:torchvision psutil:psutil PIL:pillow tokenizers:tokenizers safetensors:safetensors
         pydantic:pydantic pydantic_core:pydantic-core tabulate:tabulate scipy:scipy httpx:httpx
         httpx_sse:httpx-sse rapidfuzz:rapidfuzz fastapi:fastapi starlette:starlette uvicorn:uvicorn
-        openai:openai)
+        openai:openai requests:requests)
 echo "gpu_check: $("$python" --version 2>&1) at $(command -v "$python"); benchbench from $repo"
 "$python" - "$device" "${needed[@]}" <<'EOF'
 import importlib, sys
@@ -48,10 +48,11 @@ for module, dist in pairs:
         missing.append(f"{dist} (import {module}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
 print("packages: " + ", ".join(versions))
 if not missing:
-    try:
-        importlib.import_module("transformers.cli.serving.server")
-    except Exception as exc:
-        missing.append(f"transformers[serving] (import transformers.cli.serving.server: {exc})")
+    for module in ("transformers.cli.transformers", "transformers.cli.serving.server"):  # what `transformers serve` runs
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            missing.append(f"transformers[serving] (import {module}: {type(exc).__name__}: {exc})")
 if missing:
     print("MISSING PACKAGES, nothing was run:\n  " + "\n  ".join(missing)
           + "\ninstall the wheels from scripts/gpu_wheels.sh (pip install --no-index --no-deps --target DIR) "

@@ -352,3 +352,18 @@ def test_a_missing_api_key_variable_is_named(monkeypatch):
 
 def test_chunk_defaults_describe_an_empty_chunk():
     assert StreamAccumulator().add(Chunk()) == 0
+
+
+def picking(model: str | None) -> OpenAIBackend:
+    context = BackendContext(name="openai", model_path=Path("."), dtype="auto", device=None, run_dir=Path("."), seed=0)
+    backend = OpenAIBackend(parse_options(OpenAIBackend, {"url": "http://127.0.0.1:9", "model": model}, "openai"), context)
+    backend.client = OpenAIClient("http://127.0.0.1:9", 5.0, None)  # never contacted: the listing is given
+    return backend
+
+
+def test_a_named_model_is_trusted_when_the_server_lists_none_as_pinned_transformers_serve_does():
+    assert picking("/models/internvl")._pick_model([]) == "/models/internvl"
+    assert picking("/models/internvl")._pick_model(None) == "/models/internvl"
+    assert picking(None)._pick_model(["a", "b"]) == "a"
+    with pytest.raises(BackendError, match="lists no models at /v1/models; set the backend option model"):
+        picking(None)._pick_model([])

@@ -133,16 +133,18 @@ class OpenAIBackend(Backend):
 
     def _pick_model(self, served: list[str] | None) -> str | None:
         wanted = self.options.model
-        if served is None or (wanted is not None and wanted in served):
-            return wanted
-        if wanted is None:
-            if not served:
-                raise BackendError(f"openai server {self.client.url} lists no models at /v1/models; set the backend option model")
-            return served[0]
-        raise BenchError(
-            f"backend '{self.context.name}' (openai): model {wanted!r} is not served at {self.client.url} "
-            f"(it serves {', '.join(served) or 'nothing'}); set the option model to one of those"
-        )
+        if wanted is not None:
+            # No list, or an empty one, is no evidence against the named model: a pinned `transformers
+            # serve` 5.17 lists only its Hugging Face cache, never the local model it serves.
+            if not served or wanted in served:
+                return wanted
+            raise BenchError(
+                f"backend '{self.context.name}' (openai): model {wanted!r} is not served at {self.client.url} "
+                f"(it serves {', '.join(served)}); set the option model to one of those"
+            )
+        if served == []:
+            raise BackendError(f"openai server {self.client.url} lists no models at /v1/models; set the backend option model")
+        return served[0] if served else None
 
     def calibrate(self, requests: Sequence[WorkloadRequest]) -> None:
         """Prompt tokens of each distinct conversation without images, asked before the clock starts."""
