@@ -18,7 +18,7 @@ import pytest
 from benchbench.backends.base import BackendContext, Capabilities, Generation
 from benchbench.backends.transformers import TransformersBackend, TransformersOptions
 from benchbench.config.scenario import load_scenario
-from benchbench.execution import runner
+from benchbench.execution import measure
 from benchbench.execution.launch import ServerSpec, free_port, launch
 from benchbench.execution.resources import ResourceSampler
 from benchbench.workload.build import build_workload
@@ -112,9 +112,9 @@ class SyncLoggingBackend:
 def test_every_clock_read_after_device_work_is_preceded_by_a_synchronize(monkeypatch):
     log: list[str] = []
     real_clock = time.perf_counter_ns
-    monkeypatch.setattr(runner.time, "perf_counter_ns", lambda: log.append("clock") or real_clock())
+    monkeypatch.setattr(measure.time, "perf_counter_ns", lambda: log.append("clock") or real_clock())
     request = build_workload(load_scenario("10x-image")).measured[0]
-    runner.measure_request(SyncLoggingBackend(log), request, repeat=0)
+    measure.measure_request(SyncLoggingBackend(log), request, repeat=0)
     first_work = log.index("prepare")
     reads = [i for i, entry in enumerate(log) if entry == "clock" and i > first_work]
     assert len(reads) == 4  # after preprocessing, two tokens, and at the end
