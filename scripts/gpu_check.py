@@ -70,6 +70,10 @@ def main() -> int:
     model_dir, build_s = build_model(args.model)
     say(f"model ready in {build_s:.1f} s: {model_dir}")
     steps = plan(args.device, str(model_dir) if not args.model.startswith("embedded:") else args.model)
+    unknown = set(args.only) - {step.name for step in steps}
+    if unknown:
+        say(f"--only {', '.join(sorted(unknown))}: no such step; steps here: {', '.join(s.name for s in steps)}")
+        return 2
     steps = [step for step in steps if not args.only or step.name in args.only]
     budget_s = BUDGET_S[args.device]
     for step in steps:

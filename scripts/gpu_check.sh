@@ -30,7 +30,7 @@ export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_UPDATE_CHECK=1 TRANSFORMERS_OFFLINE=1 TOK
 needed=(torch:torch transformers:transformers accelerate:accelerate numpy:numpy pandas:pandas
         matplotlib:matplotlib jinja2:jinja2 click:click yaml:pyyaml tqdm:tqdm pynvml:nvidia-ml-py
         torchvision:torchvision psutil:psutil PIL:pillow tokenizers:tokenizers safetensors:safetensors
-        pydantic:pydantic pydantic_core:pydantic-core tabulate:tabulate scipy:scipy httpx:httpx
+        pydantic:pydantic pydantic_core:pydantic-core tabulate:tabulate scipy:scipy httpx:httpx httpcore:httpcore anyio:anyio
         httpx_sse:httpx-sse rapidfuzz:rapidfuzz fastapi:fastapi starlette:starlette uvicorn:uvicorn
         openai:openai requests:requests)
 echo "gpu_check: $("$python" --version 2>&1) at $(command -v "$python"); benchbench from $repo"
