@@ -35,8 +35,9 @@ CPU_REHEARSAL = ["--requests", "2", "--max-new-tokens", "8"]  # the same code pa
 RESERVE_S = 20  # kept for the checks, the summary and the archive
 CUDA_ERRORS = ("CUDA error", "CUBLAS_STATUS", "CUDNN_STATUS", "device-side assert", "illegal memory access",
                "CUDA out of memory", "NCCL error", "cudaError")  # fmt: skip
-SUMMARY_COLUMNS = ("req_s", "output_tok_s", "ttft_s_median", "e2e_s_median", "gpu_mem_peak_mib", "joules_per_token",
-                   "host_rss_peak_mib")  # fmt: skip
+SUMMARY_COLUMNS = ("req_s", "output_tok_s", "ttft_s_median", "ttft_s_p50", "e2e_s_median", "e2e_s_p50")
+RESOURCE_COLUMNS = ("load_gpu_mem_peak_mib", "gpu_mem_peak_mib", "sm_util_mean_pct", "power_mean_w", "joules_per_token",
+                    "host_rss_peak_mib")  # fmt: skip
 
 
 @dataclass
@@ -215,14 +216,19 @@ def cuda_errors(logs: Path, run_dir: Path) -> list[str]:
 def summarize(steps: list[Step], args: argparse.Namespace, build_s: float, total_s: float) -> str:
     import pandas as pd
 
-    rows = []
+    rows, notes = [], set()
     for step in steps:
         csv = step.run_dir / "summary.csv" if step.run_dir else None
         frame = pd.read_csv(csv) if csv and csv.is_file() else pd.DataFrame()
+        resources = resource_figures(step.run_dir) if not frame.empty else {}
         for _, row in frame.iterrows():
             cells = {"run": step.name, "backend": row["backend"], "requests": row.get("requests"),
                      "unfair": row.get("unfair_requests")}  # fmt: skip
             cells.update({column: row.get(column) for column in SUMMARY_COLUMNS if column in frame.columns})
+            figures = resources.get(row["backend"], {})
+            cells.update({column: _number(figures.get(column)) for column in RESOURCE_COLUMNS})
+            if figures.get("gpu_error"):
+                notes.add(f"{step.name}: no GPU figures ({figures['gpu_error']})")
             rows.append(cells)
         if frame.empty:
             rows.append({"run": step.name, "backend": "(no summary)"})
@@ -231,7 +237,19 @@ def summarize(steps: list[Step], args: argparse.Namespace, build_s: float, total
                          f"{f' ({s.wall_s:.0f} s)' if s.wall_s else ''}" for s in steps)  # fmt: skip
     head = (f"gpu_check {dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')} on {socket.gethostname()}: "
             f"device {args.device}, model {args.model} (built/loaded in {build_s:.1f} s), total {total_s:.0f} s")  # fmt: skip
-    return f"{head}\n{table}\n{verdicts}"
+    return "\n".join([head, table, *sorted(notes), verdicts])
+
+
+def _number(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
+def resource_figures(run_dir: Path) -> dict[str, dict]:
+    """Per backend: GPU memory (load and serve peaks), SM use, power, J per output token, host RSS."""
+    from benchbench.results.resources import backend_figures
+
+    manifest, records = read_manifest(run_dir), read_records(run_dir)
+    return {o.name: backend_figures(o, [r for r in records if r.backend == o.name]) for o in manifest.backends}
 
 
 def pack(work: Path, archive: Path) -> Path:
