@@ -29,6 +29,23 @@ def friendly_errors(command):
     return wrapper
 
 
+def _numbers(kind: type) -> click.ParamType:
+    """A comma-separated list of numbers (``1,4,16``)."""
+
+    class Numbers(click.ParamType):
+        name = "LIST"
+
+        def convert(self, value, param, ctx):
+            if isinstance(value, (list, tuple)):
+                return value
+            try:
+                return [kind(part) for part in str(value).split(",") if part.strip()]
+            except ValueError:
+                self.fail(f"{value!r}: give numbers separated by commas, e.g. 1,4,16", param, ctx)
+
+    return Numbers()
+
+
 @click.group()
 @click.version_option(package_name="benchbench")
 def main() -> None:
@@ -60,12 +77,16 @@ def main() -> None:
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), default=None,
               help="Finish an interrupted run folder without redoing finished requests.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--concurrency", type=_numbers(int), default=None, help="Load points: closed loop, e.g. 1,4,16.")
+@click.option("--rate", type=_numbers(float), default=None, help="Load points: open loop in requests/s, e.g. 1,2,4.")
+@click.option("--sweep", type=int, default=None, help="Load: serial, saturated, then this many rates between.")
+@click.option("--arrivals", type=click.Choice(["poisson", "constant", "gamma"]), default=None, help="Open-loop arrivals.")
 @click.option("--gate", "gates_path", type=click.Path(path_type=Path), default=None,
               help="gates.yaml naming a baseline: gate the run (exit 0 pass, 1 regression, 2 cannot judge).")
 @friendly_errors
 def run(scenario_name, model, backends, url, output_dir, requests, warmup, repeats, max_new_tokens, dtype, device,
         request_timeout, load_timeout, backend_timeout, backend_options, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
-        gates_path) -> None:
+        concurrency, rate, sweep, arrivals, gates_path) -> None:
     """Run a scenario through its backends and write a report."""
     from benchbench import api
 
@@ -75,6 +96,7 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
         dtype=dtype, backends=backends, url=url, backend_options=backend_options, load_8bit=load_8bit,
         load_4bit=load_4bit, request_timeout_s=request_timeout, load_timeout_s=load_timeout, backend_timeout_s=backend_timeout, model=model,
         device=device, output_dir=output_dir, trust_remote_code=trust_remote_code, command=sys.argv,
+        concurrency=concurrency or (), rate=rate or (), sweep=sweep, arrivals=arrivals,
     )
     progress = _Progress(enabled=not no_progress)
     with progress, _terminate_as_interrupt():

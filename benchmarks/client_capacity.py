@@ -36,7 +36,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchbench.execution.arrivals import send_offsets  # noqa: E402
+from benchbench.workload.arrivals import send_offsets  # noqa: E402
 from benchbench.execution.http_stream import ConnectionPool, render_post  # noqa: E402
 from benchbench.execution.launch import ServerSpec, free_port, launch  # noqa: E402
 from benchbench.execution.loadclient import LoadClient  # noqa: E402

@@ -33,6 +33,14 @@ class ScenarioOverrides:
     load_timeout_s: float | None = None
     """Seconds loading a backend may take, its network probes included."""
     backend_timeout_s: float | None = None
+    concurrency: Sequence[int] = ()
+    """Closed-loop load points; replaces the scenario's load block (with ``rate``/``sweep``: one of them)."""
+    rate: Sequence[float] = ()
+    """Open-loop load points in requests/s."""
+    sweep: int | None = None
+    """A sweep of this many rates between serial and saturated throughput."""
+    arrivals: str | None = None
+    """Arrival process of open-loop points: poisson, constant or gamma."""
 
 
 def apply_overrides(scenario: Scenario, overrides: ScenarioOverrides) -> Scenario:
@@ -53,7 +61,24 @@ def apply_overrides(scenario: Scenario, overrides: ScenarioOverrides) -> Scenari
     if any(value is not None for value in timeouts.values()):
         fields["timeouts"] = {**scenario.timeouts.model_dump(),
                               **{key: value for key, value in timeouts.items() if value is not None}}
+    load = _load_override(scenario, overrides)
+    if load is not None:
+        fields["load"] = load
     return scenario.with_overrides(**fields)
+
+
+def _load_override(scenario: Scenario, overrides: ScenarioOverrides) -> dict | None:
+    """--concurrency / --rate / --sweep replace the scenario's load points; --arrivals changes its process."""
+    given = {key: value for key, value in (("concurrency", list(overrides.concurrency)), ("rate", list(overrides.rate)),
+                                           ("sweep", overrides.sweep)) if value}  # fmt: skip
+    if not given and overrides.arrivals is None:
+        return None
+    load = scenario.load.model_dump(mode="json", exclude_defaults=True) if scenario.load else {}
+    if given:
+        load = {key: value for key, value in load.items() if key not in ("concurrency", "rate", "sweep")} | given
+    if overrides.arrivals is not None:
+        load["arrivals"] = overrides.arrivals
+    return load
 
 
 def backend_specs(kinds: Sequence[str], url: str | None) -> list[dict]:

@@ -13,6 +13,7 @@ from benchbench.backends.base import Backend, BackendContext, parse_options
 from benchbench.backends.registry import backend_class
 from benchbench.config.scenario import BackendSpec
 from benchbench.errors import BenchError
+from benchbench.execution.load_runner import run_workload_load
 from benchbench.execution.measure import NS, measure_request
 from benchbench.execution.recorder import OnRecord, Recorder
 from benchbench.execution.resources import ResourceSampler
@@ -59,8 +60,15 @@ def run_backend(
             outcome.load_info = backend.load()
             backend.synchronize()
             outcome.load_s = (time.perf_counter_ns() - t0) * NS
+        outcome.load_info["concurrency"] = vars(backend.concurrency)
         backend.calibrate(workload.requests)
         on_loaded(outcome)
+        if workload.load is not None:  # load points bring their own warmups and schedules
+            with ResourceSampler("serve", into=outcome.resources, enabled=settings.sample_resources):
+                run_workload_load(backend, workload, recorder.record)
+                recorder.finish()
+            outcome.status = "ok"
+            return outcome
 
         def measure(job: Job):
             return measure_request(backend, job.request, job.repeat)

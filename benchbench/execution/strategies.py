@@ -16,7 +16,7 @@ from typing import ClassVar
 import numpy as np
 
 from benchbench.config.load import Arrivals, LoadPoint, LoadSpec
-from benchbench.execution.arrivals import send_offsets
+from benchbench.workload.arrivals import send_offsets
 
 
 class Strategy(ABC):

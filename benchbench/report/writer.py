@@ -15,6 +15,7 @@ from benchbench.errors import BenchError
 from benchbench.report.checks import fairness_section, problems
 from benchbench.report.document import Document, Section
 from benchbench.report.inputs import ReportInput, load_input
+from benchbench.report.load import load_section
 from benchbench.report.outputs import outputs_section
 from benchbench.report.performance import (
     headline_section,
@@ -56,8 +57,9 @@ def _write(data: ReportInput, out_dir: Path, title: str) -> Path:
     results = throughputs(data)
     checks = problems(data)
     flagged = any(getattr(block, "tone", "") == "bad" for block in checks)
-    sections = [Section("checks", "Problems: read first" if flagged else "Checks", checks),
-                headline_section(data, results, out_dir), latency_section(data, out_dir)]
+    sections = [Section("checks", "Problems: read first" if flagged else "Checks", checks)]
+    sections += [section for section in (load_section(data, out_dir),) if section is not None]
+    sections += [headline_section(data, results, out_dir), latency_section(data, out_dir)]
     sections += [section for section in (turns_section(data), sweep_section(data, out_dir)) if section is not None]
     sections += option_sweep_sections(data, results, out_dir)
     sections += [section for section in (resources_section(data, out_dir),) if section is not None]

@@ -136,10 +136,14 @@ def sustained(points: Sequence[PointSummary]) -> PointSummary | None:
     return max(within, key=lambda p: p.achieved_req_s) if within else None
 
 
+def tpot_s(record) -> float | None:
+    """Seconds per output token after the first (TTFT and preprocessing excluded)."""
+    if record.ttft_s is None or record.output_tokens < 2:
+        return None
+    return (record.e2e_s - record.preprocess_s - record.ttft_s) / (record.output_tokens - 1)
+
+
 def point_request(record) -> PointRequest:
     """A measured record's part in its point (``record.load`` is set)."""
     load = record.load
-    tpot = None
-    if record.ttft_s is not None and record.output_tokens > 1:
-        tpot = (record.e2e_s - record.preprocess_s - record.ttft_s) / (record.output_tokens - 1)
-    return PointRequest(load, load.sent_s + record.e2e_s, record.output_tokens, record.ttft_s, tpot)
+    return PointRequest(load, load.sent_s + record.e2e_s, record.output_tokens, record.ttft_s, tpot_s(record))

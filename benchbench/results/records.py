@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchbench.errors import BenchError
+from benchbench.results.load import LoadFields
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,6 +63,8 @@ class RequestRecord(BaseModel):
     finish_reason: str | None = None
     fairness: Fairness
     details: dict[str, Any] = Field(default_factory=dict)
+    load: LoadFields | None = None
+    """where the request ran in a load point (None: a serial run)"""
 
 
 class BackendOutcome(BaseModel):

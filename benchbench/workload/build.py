@@ -16,6 +16,7 @@ from PIL import Image
 
 from benchbench.errors import ImageError
 from benchbench.workload.cache import CacheMode, image_variant
+from benchbench.workload.arrivals import schedule_hash
 from benchbench.workload.imaging import TilingConfig, decode_image, planned_tiles
 from benchbench.config.scenario import IMAGE_PLACEHOLDER, Scenario
 
@@ -89,6 +90,8 @@ class Workload:
     requests: tuple[WorkloadRequest, ...]
     repeats: int
     cache: CacheMode = "cold"
+    load: dict | None = None
+    """the scenario's load points, SLO and arrival schedule (None: serial, as before)"""
 
     @property
     def warmup(self) -> tuple[WorkloadRequest, ...]:
@@ -110,8 +113,10 @@ class Workload:
 
     @property
     def hash(self) -> str:
-        payload = json.dumps([r.fingerprint() for r in self.requests], sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
+        fingerprint: list | dict = [r.fingerprint() for r in self.requests]
+        if self.load is not None:  # serial workloads keep the hash they always had
+            fingerprint = {"requests": fingerprint, "load": self.load}
+        return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
 def synthetic_image(width: int, height: int, seed: int) -> Image.Image:
@@ -184,14 +189,15 @@ def build_workload(scenario: Scenario) -> Workload:
     """Warmup requests first, then measured ones; one per conversation turn and tile budget."""
     pool = _ImagePool(scenario)
     requests: list[WorkloadRequest] = []
-    for phase, count in (("warmup", scenario.warmup), ("measure", scenario.requests)):
+    measured = scenario.load.requests if scenario.load and scenario.load.requests else scenario.requests
+    for phase, count in (("warmup", scenario.warmup), ("measure", measured)):
         for index in range(count):
             slots = range(index * scenario.images_per_request, (index + 1) * scenario.images_per_request)
             images = tuple(pool.image(slot, phase) for slot in slots)
             requests.extend(_conversation_requests(scenario, phase, index, images))
     if scenario.cache == "warm":
         requests = _warming_first(requests)
-    return Workload(scenario.name, tuple(requests), scenario.repeats, scenario.cache)
+    return Workload(scenario.name, tuple(requests), scenario.repeats, scenario.cache, load_plan(scenario))
 
 
 def _warming_first(requests: list[WorkloadRequest]) -> list[WorkloadRequest]:
@@ -201,6 +207,16 @@ def _warming_first(requests: list[WorkloadRequest]) -> list[WorkloadRequest]:
     ]
     warmups = [r for r in requests if r.phase == "warmup"]
     return warmups + warming + [r for r in requests if r.phase == "measure"]
+
+
+def load_plan(scenario: Scenario) -> dict | None:
+    """The load points and SLO as data, with the digest of the seeded arrival schedule they use."""
+    if scenario.load is None:
+        return None
+    spec = scenario.load
+    count = spec.requests or scenario.requests  # one schedule per pass over the measured requests
+    return {"spec": spec.model_dump(mode="json"), "slo": scenario.slo.model_dump(mode="json") if scenario.slo else None,
+            "seed": scenario.seed, "schedule": schedule_hash(spec.arrivals, count, scenario.seed, spec.burstiness)}
 
 
 def _conversation_requests(

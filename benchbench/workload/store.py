@@ -39,6 +39,7 @@ def save_workload(run_dir: Path, workload: Workload) -> Path:
         "scenario_name": workload.scenario_name,
         "repeats": workload.repeats,
         "cache": workload.cache,
+        "load": workload.load,
         "images": entries,
         "requests": [_request_entry(request, images) for request in workload.requests],
     }
@@ -61,7 +62,7 @@ def load_workload(run_dir: Path, expected_hash: str) -> Workload:
             raise BenchError(f"run folder {run_dir}: its workload was saved by a newer benchbench; upgrade benchbench")
         images = [_read_image(folder, entry) for entry in index["images"]]
         requests = tuple(_request(e, images) for e in index["requests"])
-        workload = Workload(index["scenario_name"], requests, index["repeats"], index.get("cache", "cold"))
+        workload = Workload(index["scenario_name"], requests, index["repeats"], index.get("cache", "cold"), index.get("load"))
     except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
         raise BenchError(f"run folder {run_dir}: its saved workload cannot be read ({exc}); start a new run") from None
     if workload.hash != expected_hash:

@@ -9,7 +9,7 @@ from scipy import stats
 from benchbench.config.load import LoadSpec
 from benchbench.config.scenario import load_scenario, parse_scenario
 from benchbench.errors import ScenarioError
-from benchbench.execution.arrivals import schedule_hash, send_offsets
+from benchbench.workload.arrivals import schedule_hash, send_offsets
 from benchbench.execution.strategies import (
     ConcurrentStrategy,
     ConstantRateStrategy,

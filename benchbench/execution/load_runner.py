@@ -1,0 +1,123 @@
+"""A backend through every load point of a scenario: per point, its own warmups at the point's
+load (so the first N requests' cold start stays out), then its measured requests; a sweep's
+rates are chosen from its serial and throughput points as they finish.
+
+Each request becomes a record like any other, with its ``load`` fields: the point, when it was
+due and sent, how long it queued, how many were in flight, its status and whether it met the SLO.
+Times count from the request's arrival (its due time), so a TTFT under load includes the wait
+for the engine, as a user would see it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from benchbench.backends.base import Backend
+from benchbench.config.load import LoadPoint, LoadSpec, SloSpec
+from benchbench.execution.inprocess_load import LoadJob, ServedRequest, serve_point
+from benchbench.execution.measure import Measurement
+from benchbench.execution.strategies import SweepProfile, strategy_for
+from benchbench.results.load import LoadFields, meets_slo, tpot_s
+from benchbench.results.records import RequestRecord
+from benchbench.workload.build import Workload, WorkloadRequest
+
+
+@dataclass(frozen=True)
+class LoadMeasurement:
+    """A served request and its point; ``record`` runs on the recorder's thread, off the clock."""
+
+    backend: Backend
+    point: LoadPoint
+    served: ServedRequest
+    t0_ns: int
+    wall_at_t0: float
+    slo: SloSpec | None
+
+    def record(self) -> RequestRecord:
+        served, job = self.served, self.served.job
+        prep_ns = served.submitted_ns - served.start_ns
+        base = Measurement(
+            self.backend.context.name, self.backend.kind, self.backend.capabilities, job.request, job.repeat,
+            self.wall_at_t0 + (served.due_ns - self.t0_ns) / 1e9, served.due_ns, served.due_ns + prep_ns,
+            served.end_ns, served.marks, served.generation,
+        ).record()  # fmt: skip
+        record = base.model_copy(update={"load": self._fields(served)})
+        if self.slo is not None:
+            within = meets_slo(record.ttft_s, tpot_s(record), self.slo.ttft_p99_s, self.slo.tpot_p99_s)
+            record.load.within_slo = within
+        return record
+
+    def _fields(self, served: ServedRequest) -> LoadFields:
+        since = lambda ns: (ns - self.t0_ns) / 1e9  # noqa: E731
+        return LoadFields(
+            point=self.point.label, point_kind=self.point.kind, point_value=self.point.value,
+            due_s=since(served.due_ns), sent_s=since(served.due_ns), queue_s=served.queued_ns / 1e9,
+            in_flight_at_send=served.batch_size, batch_size=served.batch_size,
+        )  # fmt: skip
+
+
+def run_workload_load(backend: Backend, workload: Workload, record: Callable[[LoadMeasurement], None]) -> list[LoadPoint]:
+    """The workload's load plan (its points, SLO and seed) through one backend."""
+    plan = workload.load or {}
+    slo = SloSpec.model_validate(plan["slo"]) if plan.get("slo") else None
+    return run_load_points(backend, workload, LoadSpec.model_validate(plan["spec"]), slo, plan["seed"], record)
+
+
+def run_load_points(
+    backend: Backend, workload: Workload, spec: LoadSpec, slo: SloSpec | None, seed: int,
+    record: Callable[[LoadMeasurement], None],
+) -> list[LoadPoint]:  # fmt: skip
+    """Every point of the spec for this backend; returns the points it ran (a sweep's included)."""
+    count, warmup = len(workload.measured), len(workload.warmup)
+    points = spec.points(count, warmup)
+    ran: list[LoadPoint] = []
+    achieved: dict[str, float] = {}
+    while points:
+        point = points.pop(0)
+        achieved[point.kind] = _run_point(backend, workload, point, slo, seed, record)
+        ran.append(point)
+        if spec.mode == "sweep" and point.kind == "throughput":
+            points = SweepProfile(spec, spec.sweep or 1).rate_points(achieved["serial"], achieved["throughput"], count, warmup)
+    return ran
+
+
+def _run_point(backend: Backend, workload: Workload, point: LoadPoint, slo: SloSpec | None, seed: int, record) -> float:
+    """Warmups (recorded, marked) at the point's load, then each repeat of the measured requests,
+    timed apart; returns the measured requests per second (mean over repeats)."""
+    strategy = strategy_for(point)
+    runs = [(_cycled(workload.warmup, point.warmup), None)]
+    runs += [(_jobs(workload.measured_for(repeat), repeat, point.duration_s), point.duration_s)
+             for repeat in range(workload.repeats)]
+    rates = []
+    for jobs, duration_s in runs:
+        if not jobs:
+            continue
+        t0_ns, wall = time.perf_counter_ns(), time.time()
+        served = serve_point(backend, jobs, strategy, seed, duration_s)
+        for item in served:
+            record(LoadMeasurement(backend, point, item, t0_ns, wall, slo))
+        span_s = (max(s.end_ns for s in served) - min(s.due_ns for s in served)) / 1e9 if served else 0.0
+        if jobs[0].request.phase == "measure" and span_s > 0:
+            rates.append(len(served) / span_s)
+    return sum(rates) / len(rates) if rates else 0.0
+
+
+def _cycled(requests: Sequence[WorkloadRequest], count: int) -> list[LoadJob]:
+    """``count`` jobs cycling over the requests; each pass over the list is one repeat."""
+    if not requests:
+        return []
+    cycled = itertools.islice(itertools.cycle(requests), count)
+    return [LoadJob(request, index // len(requests)) for index, request in enumerate(cycled)]
+
+
+def _jobs(requests: Sequence[WorkloadRequest], repeat: int, duration_s: float | None) -> list[LoadJob]:
+    """The measured list once; for a point with a duration, enough passes to fill it (cut at the end)."""
+    if duration_s is None:
+        return [LoadJob(request, repeat) for request in requests]
+    return [LoadJob(job.request, repeat) for job in _cycled(requests, MAX_DURATION_REQUESTS)]
+
+
+MAX_DURATION_REQUESTS = 100_000
