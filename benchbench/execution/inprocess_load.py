@@ -38,11 +38,24 @@ class ServedRequest:
     end_ns: int
     marks: tuple[tuple[int, int], ...]
     generation: Generation
-    batch_size: int
+    batch_size: int | None
+    sent_by_client: bool = False
+    """sent over HTTP by the load client: timed from its send, not from when it was due"""
+    lag_ns: int | None = None
+    cap_wait_ns: int = 0
+    first_byte_ns: int | None = None
+    in_flight: int | None = None
+    status: str = "ok"
+    message: str = ""
+
+    @property
+    def arrival_ns(self) -> int:
+        """Where the request's time starts: its send (HTTP), or its due time (in process)."""
+        return self.start_ns if self.sent_by_client else self.due_ns
 
     @property
     def queued_ns(self) -> int:
-        return self.start_ns - self.due_ns
+        return self.cap_wait_ns if self.sent_by_client else self.start_ns - self.due_ns
 
 
 class _Marks:

@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from benchbench.backends.base import Backend
+from benchbench.backends.base import Backend, Generation
+from benchbench.backends.openai.client import CHAT_PATH
 from benchbench.config.load import LoadPoint, LoadSpec, SloSpec
+from benchbench.execution.http_stream import render_post
 from benchbench.execution.inprocess_load import LoadJob, ServedRequest, serve_point
+from benchbench.execution.loadclient import Exchange, LoadClient
 from benchbench.execution.measure import Measurement
 from benchbench.execution.strategies import SweepProfile, strategy_for
 from benchbench.results.load import LoadFields, meets_slo, tpot_s
@@ -38,10 +41,10 @@ class LoadMeasurement:
 
     def record(self) -> RequestRecord:
         served, job = self.served, self.served.job
-        prep_ns = served.submitted_ns - served.start_ns
+        prep_ns, arrival = served.submitted_ns - served.start_ns, served.arrival_ns
         base = Measurement(
             self.backend.context.name, self.backend.kind, self.backend.capabilities, job.request, job.repeat,
-            self.wall_at_t0 + (served.due_ns - self.t0_ns) / 1e9, served.due_ns, served.due_ns + prep_ns,
+            self.wall_at_t0 + (arrival - self.t0_ns) / 1e9, arrival, arrival + prep_ns,
             served.end_ns, served.marks, served.generation,
         ).record()  # fmt: skip
         record = base.model_copy(update={"load": self._fields(served)})
@@ -54,8 +57,11 @@ class LoadMeasurement:
         since = lambda ns: (ns - self.t0_ns) / 1e9  # noqa: E731
         return LoadFields(
             point=self.point.label, point_kind=self.point.kind, point_value=self.point.value,
-            due_s=since(served.due_ns), sent_s=since(served.due_ns), queue_s=served.queued_ns / 1e9,
-            in_flight_at_send=served.batch_size, batch_size=served.batch_size,
+            due_s=since(served.due_ns), sent_s=since(served.arrival_ns), queue_s=served.queued_ns / 1e9,
+            lag_s=None if served.lag_ns is None else served.lag_ns / 1e9,
+            first_byte_s=None if served.first_byte_ns is None else (served.first_byte_ns - served.start_ns) / 1e9,
+            in_flight_at_send=served.in_flight or served.batch_size or 1, batch_size=served.batch_size,
+            status=served.status, message=served.message,
         )  # fmt: skip
 
 
@@ -63,12 +69,19 @@ def run_workload_load(backend: Backend, workload: Workload, record: Callable[[Lo
     """The workload's load plan (its points, SLO and seed) through one backend."""
     plan = workload.load or {}
     slo = SloSpec.model_validate(plan["slo"]) if plan.get("slo") else None
-    return run_load_points(backend, workload, LoadSpec.model_validate(plan["spec"]), slo, plan["seed"], record)
+    spec = LoadSpec.model_validate(plan["spec"])
+    if backend.concurrency.batching != "server":
+        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_point)
+    host, port, headers = backend.load_endpoint()
+    connections = min(256, max([*(spec.concurrency or []), spec.max_in_flight or 0, 16]))
+    with LoadClient(host, port, processes=1, connections=connections) as client:
+        serve = HttpServer(backend, client, headers)
+        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve)
 
 
 def run_load_points(
     backend: Backend, workload: Workload, spec: LoadSpec, slo: SloSpec | None, seed: int,
-    record: Callable[[LoadMeasurement], None],
+    record: Callable[[LoadMeasurement], None], serve=serve_point,
 ) -> list[LoadPoint]:  # fmt: skip
     """Every point of the spec for this backend; returns the points it ran (a sweep's included)."""
     count, warmup = len(workload.measured), len(workload.warmup)
@@ -77,14 +90,14 @@ def run_load_points(
     achieved: dict[str, float] = {}
     while points:
         point = points.pop(0)
-        achieved[point.kind] = _run_point(backend, workload, point, slo, seed, record)
+        achieved[point.kind] = _run_point(backend, workload, point, slo, seed, record, serve)
         ran.append(point)
         if spec.mode == "sweep" and point.kind == "throughput":
             points = SweepProfile(spec, spec.sweep or 1).rate_points(achieved["serial"], achieved["throughput"], count, warmup)
     return ran
 
 
-def _run_point(backend: Backend, workload: Workload, point: LoadPoint, slo: SloSpec | None, seed: int, record) -> float:
+def _run_point(backend: Backend, workload: Workload, point: LoadPoint, slo: SloSpec | None, seed: int, record, serve) -> float:
     """Warmups (recorded, marked) at the point's load, then each repeat of the measured requests,
     timed apart; returns the measured requests per second (mean over repeats)."""
     strategy = strategy_for(point)
@@ -96,10 +109,10 @@ def _run_point(backend: Backend, workload: Workload, point: LoadPoint, slo: SloS
         if not jobs:
             continue
         t0_ns, wall = time.perf_counter_ns(), time.time()
-        served = serve_point(backend, jobs, strategy, seed, duration_s)
+        served = serve(backend, jobs, strategy, seed, duration_s)
         for item in served:
             record(LoadMeasurement(backend, point, item, t0_ns, wall, slo))
-        span_s = (max(s.end_ns for s in served) - min(s.due_ns for s in served)) / 1e9 if served else 0.0
+        span_s = (max(s.end_ns for s in served) - min(s.arrival_ns for s in served)) / 1e9 if served else 0.0
         if jobs[0].request.phase == "measure" and span_s > 0:
             rates.append(len(served) / span_s)
     return sum(rates) / len(rates) if rates else 0.0
@@ -121,3 +134,34 @@ def _jobs(requests: Sequence[WorkloadRequest], repeat: int, duration_s: float | 
 
 
 MAX_DURATION_REQUESTS = 100_000
+
+
+class HttpServer:
+    """Serves a point's jobs through the load client: bodies prepared before the point (untimed),
+    sent on the strategy's schedule, each answer parsed by the backend after the point."""
+
+    def __init__(self, backend: Backend, client: LoadClient, headers: dict[str, str]):
+        self.backend, self.client, self.headers = backend, client, headers
+
+    def __call__(self, backend: Backend, jobs: Sequence[LoadJob], strategy, seed: int, duration_s: float | None) -> list[ServedRequest]:
+        host, port = self.client.host, self.client.port
+        prepared = [backend.prepare(job.request) for job in jobs]
+        bodies = [render_post(host, port, CHAT_PATH, backend.load_body(p), self.headers) for p in prepared]
+        offsets = strategy.due_offsets(len(jobs), seed)
+        deadline_s = backend.context.network_deadline_s(getattr(backend.options, "request_timeout_s", None))
+        exchanges = self.client.run_point(bodies, offsets, strategy.max_in_flight, deadline_s, duration_s)
+        return [self._served(jobs[e.index], prepared[e.index], e) for e in exchanges]
+
+    def _served(self, job: LoadJob, prepared, exchange: Exchange) -> ServedRequest:
+        status, message, marks = exchange.status, exchange.message, []
+        generation = Generation(text="", output_tokens=0)
+        if status == "ok":
+            try:
+                generation, marks = self.backend.generation_from_events(prepared, exchange.events)
+            except ValueError as exc:
+                status, message = "error", f"unreadable stream: {exc}"[:300]
+        return ServedRequest(
+            job, exchange.due_ns, exchange.sent_ns, exchange.sent_ns, exchange.done_ns, tuple(marks), generation, None,
+            sent_by_client=True, lag_ns=exchange.lag_ns, cap_wait_ns=exchange.queued_ns, first_byte_ns=exchange.head_ns,
+            in_flight=exchange.in_flight_at_send, status=status, message=message,
+        )  # fmt: skip

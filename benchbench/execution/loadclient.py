@@ -177,6 +177,7 @@ class LoadClient:
     """``processes`` client processes, each with ``connections`` keep-alive connections opened up front."""
 
     def __init__(self, host: str, port: int, processes: int = 1, connections: int = 64):
+        self.host, self.port = host, port
         context = multiprocessing.get_context("fork")  # spawn would re-run the caller's main module
         self.in_flight = context.RawArray("q", processes)
         self._pipes: list[Pipe] = []

@@ -4,7 +4,7 @@ Raw asyncio streams (no framework), so that it costs little CPU and a load test 
 client, not the stand-in. POST /v1/chat/completions answers with HTTP/1.1 chunked SSE in OpenAI's
 chunk shapes: after ``--ttft-s`` the first token, then one token every ``--token-s``,
 ``--tokens-per-chunk`` tokens per event (each event carries its cumulative usage, as vLLM's
-``continuous_usage_stats`` does), a usage chunk and ``data: [DONE]``. It emits ``max_tokens``
+``continuous_usage_stats`` does), a finish chunk, a usage chunk and ``data: [DONE]``. It emits ``max_tokens``
 tokens (default ``--tokens``). Connections are kept alive. It counts requests in flight:
 GET /stats answers ``{"requests": n, "max_in_flight": m, "ttft_p50_s": ..., "e2e_p50_s": ...}``, the
 latter two as the stand-in itself timed them (request read to first/last token written), so a
@@ -24,6 +24,7 @@ import statistics
 import time
 
 EVENT = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"%s"}}],"usage":{"completion_tokens":%d}}\n\n'
+FINISH = b'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"length"}]}\n\n'
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
@@ -96,7 +97,7 @@ class StandInStreamServer:
                 text = "".join(f" t{i}" for i in range(sent - count, sent)).encode()
                 pieces.append(_chunk(EVENT % (text, sent)))
             usage = {"choices": [], "usage": {"prompt_tokens": 10, "completion_tokens": total}}
-            pieces.append(_chunk(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n"))
+            pieces.append(_chunk(FINISH + b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n"))
             if not (self.token_s and total > self.per_chunk):
                 self.ttft_ns.append(time.perf_counter_ns() - arrived_ns)
             writer.write(b"".join(pieces) + b"0\r\n\r\n")  # zero delays: the whole stream in one write

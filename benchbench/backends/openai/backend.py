@@ -18,16 +18,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field
 
-from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
+from benchbench.backends.base import Backend, BackendOptions, Capabilities, Concurrency, Generation, TokenTimer
 from benchbench.backends.http_client import new_connection_details
 from benchbench.backends.checkpoint import CheckpointFamily, checkpoint_family
 from benchbench.backends.openai.client import OpenAIClient
 from benchbench.backends.openai.sglang import INTERNLM2_BUDGET, sglang_budget, sglang_tiles
 from benchbench.backends.openai.protocol import TRAITS, Dialect, baseline_body, request_body
-from benchbench.backends.openai.responses import ChatResult, infer_tiles
+from benchbench.backends.openai.responses import DONE, ChatResult, StreamAccumulator, infer_tiles, parse_sse_data
 from benchbench.errors import BackendError, BenchError
 from benchbench.workload.build import WorkloadRequest
 
@@ -184,6 +185,39 @@ class OpenAIBackend(Backend):
             result = self.client.stream(prepared.body, timer.tokens, usage_per_chunk)
         else:
             result = self.client.complete(prepared.body)
+        return self._generation(result, prepared, new_connection_details(self.client.http.connections_opened - connections_before))
+
+    @property
+    def concurrency(self) -> Concurrency:
+        # streamed requests under load go through the asyncio load client; the server schedules them
+        return Concurrency("server", None) if self.options.stream else Concurrency("none", 1)
+
+    def load_endpoint(self) -> tuple[str, int, dict[str, str]]:
+        """Host, port and headers for the load client (which opens its own connections)."""
+        parts = urlsplit(self.client.url)
+        headers = {"Authorization": f"Bearer {self._api_key()}"} if self.options.api_key_env else {}
+        return parts.hostname, parts.port or 80, headers
+
+    def load_body(self, prepared: PreparedChat) -> bytes:
+        return json.dumps(prepared.body).encode()
+
+    def generation_from_events(self, prepared: PreparedChat, events: Sequence[tuple[int, bytes]]) -> tuple[Generation, list[tuple[int, int]]]:
+        """A streamed answer the load client received: the Generation and (time, tokens) per chunk.
+        Raises ValueError (StreamError included) when the stream is not a complete chat stream."""
+        accumulator = StreamAccumulator(usage_per_chunk=TRAITS[self.options.dialect].usage_per_chunk)
+        marks = []
+        for arrived_ns, data in events:
+            chunk = parse_sse_data(data.decode("utf-8", "replace"))
+            if chunk == DONE:
+                break
+            tokens = accumulator.add(chunk)
+            if tokens:
+                marks.append((arrived_ns, tokens))
+        if accumulator.finish_reason is None:
+            raise ValueError(f"stream ended after {accumulator.counted} token(s) without a finish reason")
+        return self._generation(accumulator.result(), prepared, {}), marks
+
+    def _generation(self, result: ChatResult, prepared: PreparedChat, connection_details: dict[str, Any]) -> Generation:
         tiles, image_tokens, image_details = _image_counts(result, prepared)
         return Generation(
             text=result.text,
@@ -199,7 +233,7 @@ class OpenAIBackend(Backend):
                 "output_tokens_source": result.output_tokens_source,
                 **_stream_details(result),
                 **image_details,
-                **new_connection_details(self.client.http.connections_opened - connections_before),
+                **connection_details,
             },
         )
 

@@ -1,0 +1,70 @@
+"""The OpenAI backend under load through the asyncio load client, against StandInStreamServer (a
+stand-in with known delays that counts its requests in flight, not an engine): records, the
+in-flight cap, and throughput and goodput arithmetic."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchbench.backends.base import BackendContext, parse_options
+from benchbench.backends.openai.backend import OpenAIBackend
+from benchbench.config.overrides import ScenarioOverrides, apply_overrides
+from benchbench.config.scenario import load_scenario
+from benchbench.execution.launch import ServerSpec, free_port, launch
+from benchbench.execution.load_runner import run_workload_load
+from benchbench.results.load import point_request, summarize_point
+from benchbench.workload.build import build_workload
+from test_load_client import stats
+
+STANDIN = Path(__file__).with_name("standin_stream.py")
+
+
+@pytest.fixture
+def standin(tmp_path):
+    port = free_port()
+    argv = (sys.executable, str(STANDIN), "--port", str(port), "--ttft-s", "0.1", "--token-s", "0.01")
+    server = launch(ServerSpec("StandInStreamServer", argv, port, tmp_path / "standin.log", startup_timeout_s=30, stop_grace_s=5))
+    yield server
+    server.stop()
+
+
+def records_at_concurrency(standin, tmp_path, concurrency):
+    scenario = load_scenario("serve-sweep").with_overrides(requests=8, warmup=1, repeats=1, max_new_tokens=4)
+    workload = build_workload(apply_overrides(scenario, ScenarioOverrides(concurrency=concurrency)))
+    context = BackendContext("openai", tmp_path, "auto", None, tmp_path, 0)
+    options = parse_options(OpenAIBackend, {"url": standin.spec.url, "infer_image_tokens": False}, "openai")
+    backend = OpenAIBackend(options, context)
+    backend.load()
+    measurements = []
+    try:
+        run_workload_load(backend, workload, measurements.append)
+    finally:
+        backend.close()
+    return [m.record() for m in measurements]
+
+
+def test_server_requests_go_through_the_load_client_within_the_concurrency(standin, tmp_path):
+    records = records_at_concurrency(standin, tmp_path, [4])
+    measured = [r for r in records if r.phase == "measure"]
+    assert len(measured) == 8 and all(r.load.status == "ok" and r.output_tokens == 4 for r in measured)
+    assert stats(standin)["max_in_flight"] == 4
+    assert all(r.load.lag_s is not None and r.load.in_flight_at_send <= 4 for r in measured)
+    # the stand-in cannot answer sooner than its delays: TTFT >= 0.1 s, 3 more tokens >= 0.03 s
+    assert all(r.ttft_s >= 0.1 and r.decode_s >= 0.03 for r in measured)
+    assert all(r.load.first_byte_s is not None and r.load.first_byte_s <= r.ttft_s for r in measured)
+
+
+def test_throughput_and_goodput_of_a_point_follow_from_its_requests(standin, tmp_path):
+    measured = [r for r in records_at_concurrency(standin, tmp_path, [2]) if r.phase == "measure"]
+    requests = [point_request(r) for r in measured]
+    span = max(r.load.sent_s + r.e2e_s for r in measured) - min(r.load.sent_s for r in measured)
+    summary = summarize_point(requests, ttft_limit_s=100.0)
+    assert summary.achieved_req_s == pytest.approx(8 / span)
+    assert summary.output_tok_s == pytest.approx(32 / span)
+    assert summary.goodput_req_s == pytest.approx(summary.achieved_req_s)  # a generous SLO: every request meets it
+    assert summarize_point(requests, ttft_limit_s=0.05).goodput_req_s == 0  # the stand-in's TTFT is >= 0.1 s
+    # two in flight against 0.13 s answers: at most 2 / 0.13 requests per second
+    assert summary.achieved_req_s <= 2 / 0.13
