@@ -29,7 +29,8 @@ def test_a_url_without_backends_is_refused():
 
 def test_an_option_for_a_backend_not_in_the_run_names_the_backends():
     with pytest.raises(BenchError, match=r"no backend named 'lmdeploy' in this run \(backends: transformers\)"):
-        apply_overrides(load_scenario("10x-image"), ScenarioOverrides(backend_options=("lmdeploy.tp=2",)))
+        apply_overrides(load_scenario("10x-image"), ScenarioOverrides(backends=("transformers",),
+                                                                      backend_options=("lmdeploy.tp=2",)))
 
 
 def test_an_invalid_count_is_a_scenario_error():
