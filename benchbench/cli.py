@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from pathlib import Path
 
@@ -46,10 +47,21 @@ def _numbers(kind: type) -> click.ParamType:
     return Numbers()
 
 
+class _NoteHandler(logging.Handler):
+    """Library warnings (e.g. a repaired results file) reach the user as one ``note:`` line each."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"note: {record.getMessage()}".replace("\n", "\\n"), err=True)
+
+
 @click.group()
 @click.version_option(package_name="benchbench")
 def main() -> None:
     """Fair, verified benchmarks of InternVL inference across engines."""
+    logger = logging.getLogger("benchbench")
+    if not any(isinstance(handler, _NoteHandler) for handler in logger.handlers):
+        logger.addHandler(_NoteHandler(logging.WARNING))
+        logger.propagate = False
 
 
 @main.command()
@@ -91,6 +103,8 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
     from benchbench import api
 
     gates = _gates_for_run(gates_path) if gates_path else None
+    if resume_dir:
+        _refuse_flags_with_resume(click.get_current_context())
     options = api.RunOptions(
         requests=requests, warmup=warmup, repeats=repeats or (gates and gates.repeats), max_new_tokens=max_new_tokens,
         dtype=dtype, backends=backends, url=url, backend_options=backend_options, load_8bit=load_8bit,
@@ -114,6 +128,19 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
     if gates:
         sys.exit(_gate(result.run_dir, gates.baseline, gates.rules, gates.allow_different_hardware))
     sys.exit(0 if result.ok else EXIT_BACKEND_FAILED)
+
+
+RESUME_FLAGS = {"resume_dir", "no_progress", "gates_path"}
+
+
+def _refuse_flags_with_resume(context: click.Context) -> None:
+    """A resumed run runs as recorded; a flag that would change it is refused rather than silently ignored."""
+    given = [param for param in context.command.params if param.name not in RESUME_FLAGS
+             and context.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT]
+    if given:
+        flags = ", ".join(param.opts[0] for param in given)
+        raise BenchError(f"--resume continues a run exactly as it was recorded, so {flags} cannot apply; "
+                         "drop them, or start a new run with them")
 
 
 class _terminate_as_interrupt:

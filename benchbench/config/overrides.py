@@ -91,6 +91,8 @@ def set_backend_options(specs: list[dict], assignments: list[str]) -> list[dict]
     VALUE is read as YAML (``true``, ``2``, ``transformers``)."""
     import yaml
 
+    from benchbench.config.yaml_budget import safe_load
+
     specs = [{**spec, "options": dict(spec.get("options") or {})} for spec in specs]
     for assignment in assignments:
         target, _, value = assignment.partition("=")
@@ -102,7 +104,7 @@ def set_backend_options(specs: list[dict], assignments: list[str]) -> list[dict]
             known = ", ".join(spec.get("label") or spec["kind"] for spec in specs)
             raise BenchError(f"--option {assignment}: no backend named '{name}' in this run (backends: {known})")
         try:
-            parsed = yaml.safe_load(value) if value else ""
+            parsed = safe_load(value) if value else ""
         except yaml.YAMLError:
             parsed = value
         for spec in matches:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchbench.backends.base import parse_options
+from benchbench.backends.url import check_reachable
 from benchbench.environment import fingerprint, weights_hash
 from benchbench.errors import BenchError, ModelError
 from benchbench.execution.isolation import Timeouts, run_isolated
@@ -18,6 +19,7 @@ from benchbench.results.records import (
     Manifest,
     RequestRecord,
     read_manifest,
+    repair_tail,
     write_manifest,
 )
 from benchbench.backends.registry import backend_class
@@ -35,24 +37,30 @@ def default_run_dir(scenario: Scenario) -> Path:
 
 
 def create_run_dir(path: Path) -> Path:
-    """A fresh, writable run folder; refuses one that already holds results."""
-    if (path / RESULTS_FILE).exists() or (path / MANIFEST_FILE).exists():
-        raise BenchError(f"output folder {path}: already holds a run; choose another --output-dir")
+    """A fresh, writable run folder: new or empty, so a run never overwrites a file it did not write."""
     try:
+        held = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
+        if RESULTS_FILE in held or MANIFEST_FILE in held:
+            raise BenchError(f"output folder {path}: already holds a run; choose another --output-dir (or --resume {path})")
+        if held:
+            raise BenchError(f"output folder {path}: already holds files ({', '.join(held[:3])}); a run writes "
+                             "report.md, summary.csv and more: choose a new or empty --output-dir")
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise BenchError(f"output folder {path}: not writable ({exc.strerror}); choose another --output-dir") from None
+        raise BenchError(f"output folder {path}: not usable ({exc.strerror}); choose another --output-dir") from None
     return path
 
 
 def check_backends(scenario: Scenario) -> None:
-    """Fail before anything runs if a backend kind or option is wrong."""
+    """Fail before anything runs if a backend kind or option is wrong, or its server does not answer."""
     for spec in scenario.backends:
         cls = backend_class(spec.kind)
-        parse_options(cls, spec.options, spec.name)
+        url = getattr(parse_options(cls, spec.options, spec.name), "url", None)
+        if url:
+            check_reachable(url, spec.name)
 
 
 def resolve_model(model: str | None) -> tuple[Path, dict]:
@@ -134,6 +142,7 @@ def run_backends(
     for index, spec in enumerate(scenario.backends):
         if manifest.backends[index].status == "ok":
             continue
+        repair_tail(run_dir)  # a worker killed mid-write left half a line; the next must not be glued to it
         manifest.backends[index].status = "running"
         write_manifest(run_dir, manifest)
         try:

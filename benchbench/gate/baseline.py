@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchbench.errors import BenchError
-from benchbench.results.records import Manifest, RequestRecord, read_manifest, read_records
+from benchbench.files import FileError, read_text, write_text_atomic
+from benchbench.results.records import Manifest, RequestRecord, first_problem, read_manifest, read_records
 from benchbench.results.summary import measured_frame, repeat_throughput
 
 BASELINE_SCHEMA_VERSION = 1
@@ -129,21 +129,31 @@ def check_fit_for_baseline(baseline: Snapshot) -> None:
                              "fix the fairness violations before saving a baseline")
 
 
-def save_baseline(baseline: Snapshot, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(baseline.model_dump_json(indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+def save_baseline(baseline: BaseModel, path: Path) -> None:
+    """Write a baseline; refuses to replace any file that is not a baseline (a run's records, a user's file)."""
+    path = Path(path)
+    fix = "choose another --to path (a new .json file)"
+    if path.is_dir():
+        raise FileError(f"baseline {path}: is a folder; {fix}")
+    if path.exists():
+        try:
+            load_baseline(path, type(baseline))
+        except BenchError:
+            raise FileError(f"baseline {path}: exists and is not a benchbench baseline; {fix}, or delete it") from None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileError(f"baseline {path}: cannot create its folder ({exc.strerror}); {fix}") from None
+    write_text_atomic(path, baseline.model_dump_json(indent=1) + "\n", "baseline", fix)
 
 
 def load_baseline(path: Path, model: type[BaseModel] = Snapshot):
     """Read a baseline file (a run's ``Snapshot``, or ``model``), refusing one written by a newer benchbench."""
+    fix = "save it with 'benchbench baseline save RUN_DIR --to FILE'"
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"baseline {path}: no such file; create it with 'benchbench baseline save RUN_DIR --to {path}'") from None
+        data = json.loads(read_text(Path(path), "baseline", fix))
     except json.JSONDecodeError:
-        raise BenchError(f"baseline {path}: not valid JSON; save it again with 'benchbench baseline save'") from None
+        raise BenchError(f"baseline {path}: not valid JSON; {fix}") from None
     version = data.get("schema_version") if isinstance(data, dict) else None
     if isinstance(version, int) and version > BASELINE_SCHEMA_VERSION:
         raise BenchError(f"baseline {path}: schema version {version} is newer than this benchbench "
@@ -151,4 +161,4 @@ def load_baseline(path: Path, model: type[BaseModel] = Snapshot):
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise BenchError(f"baseline {path}: not a benchbench baseline ({exc.error_count()} errors)") from None
+        raise BenchError(f"baseline {path}: not a benchbench baseline ({first_problem(exc)}); {fix}") from None

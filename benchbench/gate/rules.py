@@ -17,7 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchbench.gate.baseline import METRICS, Direction
+from benchbench.config.yaml_budget import safe_load
 from benchbench.errors import BenchError
+from benchbench.files import read_text
 
 DEFAULT_REPEATS = 12
 """Repeats per run the default decision rule is designed for (benchmarks/gate_power.py, docs/ci.md)."""
@@ -169,10 +171,9 @@ class GateFile:
 
 def load_gate_file(path: Path) -> GateFile:
     path = Path(path)
+    text = read_text(path, "gates file", "give a YAML file of gate rules (docs/ci.md)", limit=1024 * 1024)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"gates file {path}: no such file") from None
+        data = safe_load(text)
     except yaml.YAMLError as exc:
         raise BenchError(f"gates file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     try:

@@ -12,6 +12,7 @@ from importlib import metadata
 from pathlib import Path
 
 from benchbench.errors import BenchError
+from benchbench.files import FileError
 from benchbench.report.checks import fairness_section, problems
 from benchbench.report.document import Document, Section
 from benchbench.report.inputs import ReportInput, load_input
@@ -48,11 +49,19 @@ def write_comparison(
     if any(output_dir.resolve() == Path(run).resolve() for run in run_dirs):
         raise BenchError(f"--output-dir {output_dir}: that is one of the compared runs; choose a separate folder")
     data = load_input([Path(run) for run in run_dirs], reference, allow_different_workloads)
-    output_dir.mkdir(parents=True, exist_ok=True)
     return _write(data, output_dir, "benchbench comparison: " + " vs ".join(run.label for run in data.runs))
 
 
 def _write(data: ReportInput, out_dir: Path, title: str) -> Path:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _write_files(data, out_dir, title)
+    except OSError as exc:
+        raise FileError(f"report folder {out_dir}: cannot write ({exc.strerror}); free space or make it writable "
+                        "(or copy the run folder somewhere writable), then run 'benchbench report' again") from None
+
+
+def _write_files(data: ReportInput, out_dir: Path, title: str) -> Path:
     summarize(data.records).to_csv(out_dir / "summary.csv", index=False, float_format="%.6g")
     results = throughputs(data)
     checks = problems(data)

@@ -5,14 +5,19 @@ Records are plain data with a schema version; a reader refuses files from a newe
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import Required, TypedDict
 
 from benchbench.errors import BenchError
+from benchbench.files import FileError, open_regular, read_text, write_text_atomic
 from benchbench.results.load import LoadFields
 
 if TYPE_CHECKING:
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
+log = logging.getLogger(__name__)
 
 
 class Fairness(BaseModel):
@@ -83,6 +89,52 @@ class BackendOutcome(BaseModel):
     """Per phase (``load``, ``serve``): GPU and process-tree usage (execution/resources.py)."""
 
 
+class WeightsFacts(TypedDict):
+    sha256: str
+    method: str
+
+
+class ModelFacts(TypedDict, total=False):
+    """What the manifest says of the model; typed so a damaged manifest is refused when read, not deep in a report."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    path: Required[str]
+    embedded_tiny_model: bool
+    weights: WeightsFacts | None
+
+
+class GpuFacts(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    index: int
+    name: str
+    memory_total_mib: float | None
+
+
+class EnvironmentFacts(TypedDict, total=False):
+    """The fingerprint (environment.py) as far as reports and gates read it; more keys are kept."""
+
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    python: str
+    platform: str
+    cpu: str | None
+    cpu_count: int | None
+    memory_gib: float | None
+    packages: dict[str, str | None]
+    git: dict[str, Any]
+    gpus: list[GpuFacts]
+    driver: str | None
+    nvml_error: str | None
+
+
+class SettingsFacts(TypedDict, total=False):
+    __pydantic_config__ = ConfigDict(extra="allow")  # type: ignore[misc]
+    model_path: Required[str]
+    dtype: Required[str]
+    device: str | None
+    seed: int
+    trust_remote_code: bool
+
+
 class Manifest(BaseModel):
     schema_version: int = SCHEMA_VERSION
     created_at: str
@@ -92,29 +144,54 @@ class Manifest(BaseModel):
     workload_hash: str
     repeats: int
     seed: int
-    model: dict[str, Any]
-    settings: dict[str, Any]
-    environment: dict[str, Any]
+    model: ModelFacts
+    settings: SettingsFacts
+    environment: EnvironmentFacts
     backends: list[BackendOutcome]
 
 
 class RecordSink:
     """Appends records to results.jsonl. ``append`` hands each line to the kernel at once, so a
-    crash of the process loses nothing finished; ``sync`` (fsync) makes them survive the machine's."""
+    crash of the process loses nothing finished; ``sync`` (fsync) makes them survive the machine's.
+    Unbuffered: a failed write (full disk) raises at once and leaves nothing queued to write later.
+    """
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / RESULTS_FILE
-        self._file = self.path.open("a", encoding="utf-8")
+        try:
+            self._file = self.path.open("ab", buffering=0)
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
 
     def append(self, record: RequestRecord) -> None:
-        self._file.write(record.model_dump_json() + "\n")
-        self._file.flush()
+        line = memoryview((record.model_dump_json() + "\n").encode("utf-8"))
+        try:
+            while line:
+                line = line[self._file.write(line):]
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
 
     def sync(self) -> None:
-        os.fsync(self._file.fileno())
+        try:
+            os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise _write_error(self.path, exc) from None
 
     def close(self) -> None:
         self._file.close()
+
+
+def _write_error(path: Path, exc: OSError) -> FileError:
+    return FileError(f"run folder {path.parent}: cannot write {path.name} ({exc.strerror}); "
+                     f"free space or make it writable, then continue with --resume {path.parent}")
+
+
+def first_problem(exc: ValidationError) -> str:
+    """The first validation problem on one line: which field, and what is wrong with it."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"]).encode("unicode_escape").decode() or "(top level)"
+    more = f" and {exc.error_count() - 1} more" if exc.error_count() > 1 else ""
+    return f"field '{field}': {error['msg']}{more}"
 
 
 def _check_version(version: Any, where: str) -> None:
@@ -124,51 +201,131 @@ def _check_version(version: Any, where: str) -> None:
         )
 
 
-def read_records(run_dir: Path) -> list[RequestRecord]:
-    """All complete records of a run; a torn last line (a crash mid-write) is skipped."""
+@dataclass(frozen=True)
+class RecordsScan:
+    """results.jsonl read back: its complete records, and where the intact part of the file ends."""
+
+    path: Path
+    records: list[RequestRecord]
+    intact_bytes: int
+    size: int
+
+    @property
+    def damaged_tail(self) -> int:
+        """Bytes after the last complete record that hold no record (a write cut short)."""
+        return self.size - self.intact_bytes
+
+
+def _parse_line(line: bytes, where: str) -> RequestRecord | str | None:
+    """A record, None for a blank line, or why the line is not a record."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return "not UTF-8 text"
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return "not valid JSON" if text.endswith("\n") else "cut short (no line end)"
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not a record"
+    _check_version(data.get("schema_version"), where)
+    try:
+        return RequestRecord.model_validate(data)
+    except ValidationError as exc:
+        return f"not a benchbench record ({first_problem(exc)})"
+
+
+def scan_records(run_dir: Path) -> RecordsScan:
+    """Every complete record; a damaged tail (what a crash or full disk leaves) is measured, not read.
+
+    Damage with complete records after it is refused: skipping it would hide a hole in the run.
+    """
     path = Path(run_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise BenchError(f"run folder {run_dir}: no {RESULTS_FILE}; give a folder written by 'benchbench run'")
-    records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            if number == len(lines):
-                break
-            raise BenchError(f"{path}:{number}: not valid JSON; the file is damaged") from None
-        _check_version(data.get("schema_version"), f"{path}:{number}")
-        try:
-            records.append(RequestRecord.model_validate(data))
-        except ValidationError as exc:
-            raise BenchError(f"{path}:{number}: not a benchbench record ({exc.error_count()} errors)") from None
-    return records
+    fix = "give a run folder written by 'benchbench run'"
+    with open_regular(path, "run results", fix) as handle:
+        records, intact, offset, damage = [], 0, 0, None
+        for number, line in enumerate(handle, start=1):
+            offset += len(line)
+            parsed = _parse_line(line, f"{path}:{number}")
+            if isinstance(parsed, RequestRecord):
+                if damage:
+                    raise BenchError(f"{path}:{damage[0]}: {damage[1]}, with complete records after it; the file is "
+                                     f"damaged: remove line {damage[0]} (the other records are kept) and retry")
+                records.append(parsed)
+                intact = offset
+            elif parsed is None:
+                intact = offset if damage is None else intact
+            elif damage is None:
+                damage = (number, parsed)
+    return RecordsScan(path, records, intact, offset)
+
+
+def read_records(run_dir: Path) -> list[RequestRecord]:
+    """All complete records of a run; a damaged tail is left out (and reported), damage before a record is refused."""
+    scan = scan_records(run_dir)
+    if scan.damaged_tail:
+        log.warning("%s: %d byte(s) after the last complete record are damaged (a write cut short) and left out; "
+                    "'--resume' sets them aside", scan.path, scan.damaged_tail)
+    return scan.records
+
+
+def repair_tail(run_dir: Path) -> Path | None:
+    """Before appending: move a damaged tail of results.jsonl to a file beside it, so the next record
+    starts on a line of its own. Returns where the bytes went, or None when the file was intact."""
+    scan = scan_records(run_dir)
+    if not scan.damaged_tail:
+        _end_last_line(scan.path)
+        return None
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    aside = scan.path.with_name(f"{RESULTS_FILE}.damaged-{stamp}")
+    try:
+        with scan.path.open("r+b") as handle:
+            handle.seek(scan.intact_bytes)
+            aside.write_bytes(handle.read())
+            handle.truncate(scan.intact_bytes)
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise _write_error(scan.path, exc) from None
+    log.warning("%s: the last %d byte(s) held no complete record (a write cut short); moved them to %s and "
+                "kept the %d complete record(s) before them", scan.path, scan.damaged_tail, aside.name, len(scan.records))
+    return aside
+
+
+def _end_last_line(path: Path) -> None:
+    """A last record cut just before its line end gets one, so the next record is not glued to it."""
+    try:
+        with path.open("r+b") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size:
+                handle.seek(size - 1)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+    except OSError as exc:
+        raise _write_error(path, exc) from None
 
 
 def write_manifest(run_dir: Path, manifest: Manifest) -> None:
     """Replace manifest.json atomically, so a reader never sees half a file."""
-    path = Path(run_dir) / MANIFEST_FILE
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(Path(run_dir) / MANIFEST_FILE, manifest.model_dump_json(indent=2) + "\n", "run manifest",
+                      f"free space or make it writable, then continue with --resume {run_dir}")
 
 
 def read_manifest(run_dir: Path) -> Manifest:
     path = Path(run_dir) / MANIFEST_FILE
+    text = read_text(path, "run manifest", "give a run folder written by 'benchbench run'")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BenchError(f"run folder {run_dir}: no {MANIFEST_FILE}; give a folder written by 'benchbench run'") from None
+        data = json.loads(text)
     except json.JSONDecodeError:
         raise BenchError(f"{path}: not valid JSON; the file is damaged") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: a JSON {type(data).__name__}, not a benchbench manifest; the file is damaged")
     _check_version(data.get("schema_version"), str(path))
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        raise BenchError(f"{path}: not a benchbench manifest ({exc.error_count()} errors)") from None
+        raise BenchError(f"{path}: not a benchbench manifest ({first_problem(exc)}); the file is damaged") from None
 
 
 def to_dataframe(records: list[RequestRecord]) -> pd.DataFrame:

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from benchbench.errors import ImageError
+from benchbench.files import FileError, read_bytes
 from benchbench.workload.cache import CacheMode, image_variant
 from benchbench.workload.arrivals import schedule_hash
 from benchbench.workload.imaging import TilingConfig, decode_image, planned_tiles
@@ -146,12 +147,10 @@ def _png_image(image: Image.Image, source: str) -> WorkloadImage:
 
 def _file_image(path: str) -> WorkloadImage:
     try:
-        size = Path(path).stat().st_size
-        if size > MAX_IMAGE_FILE_BYTES:
-            raise ImageError(f"image {path}: {size:,} bytes is over the {MAX_IMAGE_FILE_BYTES:,}-byte cap; shrink it")
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ImageError(f"image {path}: cannot read ({exc.strerror}); check the path in the scenario") from None
+        data = read_bytes(Path(path), "image", "give a PNG or JPEG file (at most 64 MiB) in the scenario",
+                          limit=MAX_IMAGE_FILE_BYTES)
+    except FileError as exc:
+        raise ImageError(str(exc)) from None
     image = decode_image(data, path)
     mime = "image/jpeg" if data[:3] == b"\xff\xd8\xff" else "image/png"
     if data[:8] != b"\x89PNG\r\n\x1a\n" and mime != "image/jpeg":

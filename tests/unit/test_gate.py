@@ -10,7 +10,7 @@ import pytest
 
 from benchbench.gate.baseline import BASELINE_SCHEMA_VERSION, BackendSnapshot, Output, Snapshot, load_baseline, snapshot_run
 from benchbench.errors import BenchError
-from benchbench.gate.judge import Status, evaluate
+from benchbench.gate.judge import GateResult, Status, Verdict, evaluate
 from benchbench.gate.output import junit_xml, markdown
 from benchbench.gate.rules import (
     DEFAULT_REPEATS,
@@ -277,7 +277,8 @@ def write_run(run_dir, tok_s_per_repeat, *, workload=WORKLOAD, unfair_repeat=Non
     (run_dir / "results.jsonl").write_text("\n".join(lines) + "\n")
     write_manifest(run_dir, Manifest(
         created_at="now", command=["test"], scenario={"name": "synthetic"}, scenario_hash="s", workload_hash=workload,
-        repeats=len(tok_s_per_repeat), seed=0, model={"weights": {"sha256": "w"}}, settings={}, environment=ENV,
+        repeats=len(tok_s_per_repeat), seed=0, model={"path": "synthetic", "weights": {"sha256": "w", "method": "full"}},
+        settings={"model_path": "synthetic", "dtype": "float32"}, environment=ENV,
         backends=[BackendOutcome(name="transformers", kind="transformers", options={}, status="ok")]))
     return run_dir
 
@@ -337,3 +338,12 @@ def test_run_with_a_gates_file_lacking_a_baseline_fails_before_running(tmp_path,
     result = run_bench("--gate", str(gates), "--output-dir", str(tmp_path / "run"))
     assert result.returncode == 2 and "nowhere.json: no such file" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_markdown_summary_escapes_names_reasons_and_notes_from_the_run():
+    hostile = "x\n# Injected heading\n<img src=x onerror=alert(1)>`"
+    result = GateResult((Verdict(hostile, "fairness: must_pass", Status.REGRESSION, hostile),), (hostile,))
+    text = markdown(result, f"base{hostile}.json", f"runs/{hostile}")
+    assert [line for line in text.splitlines() if line.startswith("#")] == ["### benchbench gate: regression (exit 1)"]
+    assert "<img" not in text and "&lt;img" in text
+    assert all(line.count("|") - line.count("\\|") in (0, 7) for line in text.splitlines())

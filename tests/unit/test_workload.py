@@ -1,5 +1,10 @@
 """The workload: deterministic, hashed, identical for every engine."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from PIL import Image
 
 from benchbench.errors import ImageError
@@ -7,6 +12,8 @@ from benchbench.config.scenario import load_scenario
 from benchbench.workload.build import build_workload
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_same_scenario_gives_same_workload_hash_and_images():
@@ -62,3 +69,36 @@ def test_file_images_keep_their_bytes(tmp_path):
     workload = build_workload(scenario)
     assert workload.measured[0].images[0].data == (tmp_path / "a.png").read_bytes()
     assert workload.measured[0].tiles_planned == 7
+
+
+IMAGE_READ_CHILD = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))  # a reader that does not stop fails fast, not the machine
+from benchbench.config.scenario import load_scenario
+from benchbench.errors import ImageError
+from benchbench.workload.build import build_workload
+try:
+    build_workload(load_scenario("10x-image").with_overrides(images={"files": [sys.argv[1]]}, requests=1))
+except ImageError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "folder", "over-cap"])
+def test_image_paths_that_are_not_bounded_regular_files_are_refused_without_reading(tmp_path, kind):
+    """/dev/zero reports size 0 and never ends, a FIFO blocks until written: both bypassed a stat-based cap."""
+    path = tmp_path / "image.png"
+    if kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    else:
+        with path.open("wb") as handle:  # sparse: 64 MiB + 1 byte without writing them
+            handle.truncate(64 * 1024 * 1024 + 1)
+    child = subprocess.run([sys.executable, "-c", IMAGE_READ_CHILD, str(path)], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    expected = {"dev-zero": "not a regular file", "fifo": "not a regular file", "folder": "is a folder",
+                "over-cap": "larger than the 67,108,864-byte limit"}[kind]
+    assert child.stdout.startswith(f"image {path}: {expected}"), child.stderr[-500:]
