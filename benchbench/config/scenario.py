@@ -6,27 +6,44 @@ import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+import re
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
 
 from benchbench.config.load import LoadSpec, SloSpec
+from benchbench.config.yaml_budget import YAMLTooLarge, safe_load
 from benchbench.errors import BenchError, ScenarioError
+from benchbench.files import read_text
 
 IMAGE_PLACEHOLDER = "<image>"
 Settings = TypeVar("Settings", bound=BaseModel)
 BUILTIN_DIR = Path(__file__).resolve().parents[2] / "scenarios"
+MAX_SCENARIO_BYTES = 1024 * 1024
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # a count given as true/false or 2.5 is a mistake, not 1 or 2; inf/nan are not durations
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+Int = Annotated[int, Strict()]
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+
+
+def _safe_name(value: str | None) -> str | None:
+    """Backend names become file names (logs, server groups): letters, digits and . _ + - only."""
+    if value is not None and not SAFE_NAME.match(value):
+        raise ValueError(f"{value[:80]!r} is not a usable name: use 1 to 64 letters, digits, '.', '_', '+' or '-', "
+                         "starting with a letter or digit")
+    return value
 
 
 class SyntheticImages(_Strict):
     """Images drawn from a seed: one distinct image per request, sizes cycled in order."""
 
-    sizes: list[tuple[int, int]] = Field(min_length=1)
+    sizes: list[tuple[Int, Int]] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _sizes_in_range(self) -> SyntheticImages:
@@ -90,12 +107,12 @@ class PromptSpec(_Strict):
 class TilingSpec(_Strict):
     """InternVL's max_dynamic_patch (max_num) and friends; tokens_per_tile is 256 at 448 px."""
 
-    max_num: int = Field(default=6, ge=1, le=40)
-    min_num: int = Field(default=1, ge=1, le=40)
+    max_num: Int = Field(default=6, ge=1, le=40)
+    min_num: Int = Field(default=1, ge=1, le=40)
     use_thumbnail: bool = True
-    tile_size: int = Field(default=448, ge=14, le=1792)
-    tokens_per_tile: int = Field(default=256, ge=1, le=4096)
-    sweep_max_num: list[int] | None = Field(
+    tile_size: Int = Field(default=448, ge=14, le=1792)
+    tokens_per_tile: Int = Field(default=256, ge=1, le=4096)
+    sweep_max_num: list[Int] | None = Field(
         default=None, min_length=1, description="run every request once per max_num value (a tiles sweep)"
     )
 
@@ -112,12 +129,15 @@ class TilingSpec(_Strict):
         return self.sweep_max_num or [self.max_num]
 
 
+MAX_TIMEOUT_S = 30 * 24 * 3600  # a month: longer is "no time-out", which null says
+
+
 class TimeoutSpec(_Strict):
     """Watchdogs for a backend's worker process; null turns one off."""
 
-    load_s: float | None = Field(default=1800, gt=0)
-    request_s: float | None = Field(default=600, gt=0)
-    backend_s: float | None = Field(default=None, gt=0)
+    load_s: float | None = Field(default=1800, gt=0, le=MAX_TIMEOUT_S)
+    request_s: float | None = Field(default=600, gt=0, le=MAX_TIMEOUT_S)
+    backend_s: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_S)
 
 
 class BackendSpec(_Strict):
@@ -125,22 +145,24 @@ class BackendSpec(_Strict):
     label: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
 
+    _names_are_safe = field_validator("kind", "label")(_safe_name)
+
     @property
     def name(self) -> str:
         return self.label or self.kind
 
 
 class Scenario(_Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     description: str = ""
-    seed: int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0)
     images: ImageSource
-    images_per_request: int = Field(default=1, ge=0, le=16)
+    images_per_request: Int = Field(default=1, ge=0, le=16)
     prompt: PromptSpec
-    requests: int = Field(ge=1, le=100_000)
-    warmup: int = Field(default=1, ge=0, le=1_000)
-    repeats: int = Field(default=1, ge=1, le=1_000)
-    max_new_tokens: int = Field(ge=1, le=32_768)
+    requests: Int = Field(ge=1, le=100_000)
+    warmup: Int = Field(default=1, ge=0, le=1_000)
+    repeats: Int = Field(default=1, ge=1, le=1_000)
+    max_new_tokens: Int = Field(ge=1, le=32_768)
     tiling: TilingSpec = TilingSpec()
     decoding: Literal["greedy"] = "greedy"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
@@ -212,7 +234,7 @@ def _describe(exc: ValidationError) -> str:
 def load_scenario(name_or_path: str) -> Scenario:
     """A built-in scenario by name, or a YAML file by path."""
     path = Path(name_or_path)
-    if not path.is_file():
+    if not path.exists():
         if name_or_path in builtin_names():
             path = BUILTIN_DIR / f"{name_or_path}.yaml"
         elif path.suffix in {".yaml", ".yml"} or "/" in name_or_path:
@@ -223,15 +245,16 @@ def load_scenario(name_or_path: str) -> Scenario:
             raise ScenarioError(
                 f"unknown scenario '{name_or_path}': {hint}built-ins are {', '.join(builtin_names())}, or give a YAML path"
             )
+    text = read_text(path, "scenario file", "give a YAML scenario file", limit=MAX_SCENARIO_BYTES)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_load(text)
+    except YAMLTooLarge as exc:
+        raise ScenarioError(f"scenario file {path}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ScenarioError(f"scenario file {path}: malformed YAML{where} ({problem}); fix the syntax") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"scenario file {path}: cannot read ({exc}); check the file") from None
     return parse_scenario(_resolve_image_files(data, path.parent), source=f"file {path}")
 
 

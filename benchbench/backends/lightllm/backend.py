@@ -30,6 +30,7 @@ from benchbench.backends.lightllm.protocol import (
     sampling_parameters,
 )
 from benchbench.backends.lightllm.versions import MODULE, InstalledLightLLM, inspect_installed
+from benchbench.backends.url import ServerUrl
 from benchbench.errors import BackendError, BenchError, ModelError
 from benchbench.execution.launch import LaunchedServer, ServerSpec, free_port, launch
 from benchbench.workload.prompt import TEMPLATE_NAME, render_prompt
@@ -47,7 +48,7 @@ OWNED_FLAGS = {"--model_dir", "--host", "--port", "--tp", "--mem_fraction", "--v
 class LightLLMOptions(BackendOptions):
     """Server settings (upstream defaults where LightLLM has one) and client settings."""
 
-    url: str | None = Field(default=None, description="use this running server instead of launching one")
+    url: ServerUrl | None = Field(default=None, description="use this running server instead of launching one")
     python: str = Field(default=sys.executable, description="interpreter of the environment LightLLM is installed in")
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535, description="default: a free port")

@@ -25,6 +25,7 @@ from pydantic import Field
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Concurrency, Generation, TokenTimer
 from benchbench.backends.http_client import new_connection_details
 from benchbench.backends.checkpoint import CheckpointFamily, checkpoint_family
+from benchbench.backends.url import ServerUrl
 from benchbench.backends.openai.client import OpenAIClient
 from benchbench.backends.openai.sglang import INTERNLM2_BUDGET, sglang_budget, sglang_tiles
 from benchbench.backends.openai.protocol import TRAITS, Dialect, baseline_body, request_body
@@ -37,7 +38,7 @@ VERSION_PATHS = ("/version", "/get_server_info")
 
 
 class OpenAIOptions(BackendOptions):
-    url: str = Field(description="server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted)")
+    url: ServerUrl = Field(description="server root, e.g. http://127.0.0.1:8000 (a trailing /v1 is accepted)")
     model: str | None = Field(default=None, description="model name to request; default: the first of /v1/models")
     api_key_env: str | None = Field(default=None, description="environment variable holding a bearer token")
     dialect: Dialect = Field(default="generic", description="server family: which extra fields it understands")
