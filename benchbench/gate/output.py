@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from tabulate import tabulate
 
 from benchbench.gate.judge import GateResult, Status, Verdict
+from benchbench.markdown import md_text
 
 EXIT_MEANING = {0: "pass", 1: "regression", 2: "cannot judge"}
 HEADERS = ["backend", "rule", "baseline", "run", "verdict", "reason"]
@@ -48,13 +49,13 @@ def markdown(result: GateResult, baseline_label: str, run_label: str) -> str:
     """A section for $GITHUB_STEP_SUMMARY (or any Markdown job summary)."""
     code = result.exit_code
     lines = [f"### benchbench gate: {EXIT_MEANING[code]} (exit {code})", "",
-             f"Baseline `{baseline_label}` vs run `{run_label}`.", ""]
+             f"Baseline {md_text(baseline_label)} vs run {md_text(run_label)}.", ""]
     if result.verdicts:
-        rows = [[cell.replace("|", "\\|").replace("\n", " ") for cell in row] for row in _rows(result, _MARK)]
+        rows = [[md_text(cell) for cell in row] for row in _rows(result, _MARK)]
         lines += [tabulate(rows, headers=HEADERS, tablefmt="github", disable_numparse=True), ""]
-    lines.append(f"Decision: {result.method}.")
+    lines.append(f"Decision: {md_text(result.method)}.")
     if result.notes:
-        lines += ["", "Notes:", *(f"- {note}" for note in result.notes)]
+        lines += ["", "Notes:", *(f"- {md_text(note)}" for note in result.notes)]
     return "\n".join(lines) + "\n"
 
 

@@ -19,7 +19,8 @@ from benchbench.results.records import RequestRecord  # noqa: E402
 from benchbench.report.inputs import BackendView  # noqa: E402
 from benchbench.report.throughput import SweepPoint, Throughput  # noqa: E402
 
-STYLE = {"font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
+# text.parse_math off: labels carry folder names and options, and "$\foo$" must show as typed, not crash mathtext
+STYLE = {"text.parse_math": False, "font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
          "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 110, "savefig.dpi": 110}
 STAND_IN_HATCH = "//"
 METRIC_TITLES = {"req_s": "Requests per second", "output_tok_s": "Output tokens per second"}

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import jinja2
 
+from benchbench.markdown import md_text
 from benchbench.report.document import Document
 
 TEMPLATES = Path(__file__).parent / "templates"
-MD_SPECIALS = re.compile(r"([\\`*_\[\]#|~])")
 MD_MARKS = {"bad": "✖ ", "warn": "⚠ ", "good": "✔ "}
 
 
@@ -42,15 +42,9 @@ def _environment(autoescape: bool) -> jinja2.Environment:
     )
 
 
-def md_text(text: str) -> str:
-    """Plain text safe in Markdown prose: specials backslash-escaped, HTML characters as entities."""
-    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return MD_SPECIALS.sub(r"\\\1", text)
-
-
 def md_cell(text: str, tone: str) -> str:
     """A table cell: escaped, on one line, marked and bold when it flags a problem."""
-    value = md_text(text).replace("\r", "").replace("\n", "<br>")
+    value = md_text(text)
     mark = MD_MARKS.get(tone, "")
     return f"**{mark}{value}**" if tone == "bad" else f"{mark}{value}"
 

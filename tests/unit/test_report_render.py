@@ -30,3 +30,12 @@ def test_fence_is_longer_than_any_backtick_run_inside():
 def test_markdown_renders_tables_with_one_row_per_line():
     markdown = render_markdown(_document("x|y"))
     assert "| h |\n| --- |\n| **✖ x\\|y** |\n" in markdown
+
+
+def test_markdown_text_with_line_breaks_stays_inside_its_note_title_and_caption():
+    hostile = "x\n\n# Injected heading\r\n> quote\r- item"
+    blocks = [Note(hostile, "bad", "Label"), Table([hostile], [[Cell(hostile, "")]], hostile)]
+    markdown = render_markdown(Document(hostile, hostile, "Generated now", [Section("s", hostile, blocks)]))
+    assert "\n# Injected" not in markdown and "\n- item" not in markdown and "\n&gt; quote" not in markdown
+    note = next(line for line in markdown.splitlines() if line.startswith("> ✖ **Label:**"))
+    assert note.endswith("x<br><br>\\# Injected heading<br>&gt; quote<br>- item")
