@@ -6,6 +6,7 @@ backend's test-only ``sleep_per_token_s`` so there is time to strike mid-run.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchbench.execution.processes import group_members
-from benchbench.results.records import read_manifest, read_records
+from benchbench.results.records import read_manifest, read_records, write_manifest
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,3 +147,77 @@ def test_resume_refuses_a_finished_run(tmp_path):
     assert process.returncode == 0
     again = resume(run_dir)
     assert again.returncode == 2 and "nothing to resume" in again.stderr
+
+
+def test_resume_sets_a_torn_last_record_aside_tells_the_user_and_loses_nothing(tmp_path):
+    """A crash (or a full disk) mid-write leaves half a record; resume must not glue the next one to it."""
+    process, run_dir = start_run(tmp_path, sleep_s=0.0)
+    process.communicate(timeout=300)
+    assert process.returncode == 0
+    results = run_dir / "results.jsonl"
+    lines = results.read_bytes().splitlines(keepends=True)
+    kept, torn = lines[:6], lines[6][: len(lines[6]) // 2]  # the warmup, five measured, half of the sixth
+    results.write_bytes(b"".join(kept) + torn)
+    manifest = read_manifest(run_dir)
+    manifest.backends[0].status = "interrupted"
+    write_manifest(run_dir, manifest)
+    before = assert_valid_measured(run_dir)
+
+    finished = resume(run_dir)
+    assert finished.returncode == 0, finished.stderr
+    assert "note:" in finished.stderr and "moved them to results.jsonl.damaged-" in finished.stderr
+    aside = list(run_dir.glob("results.jsonl.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == torn
+    after = assert_valid_measured(run_dir)
+    assert sorted(r.request_id for r in after) == [f"r{i:03d}" for i in range(10)]
+    assert [r.model_dump() for r in after[: len(before)]] == [r.model_dump() for r in before]
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path):
+    point = tmp_path / "disk"
+    point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a full-disk test mounts a tmpfs, which needs root: {mounted.stderr.strip()}")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Write a file until the disk is full (ENOSPC); returns it so the test can free the space."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as handle:
+        try:
+            while True:
+                handle.write(b"\0" * 65536)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_stops_the_run_in_one_line_keeps_records_and_resume_completes(tmp_path, small_tmpfs):
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(SLOW_SCENARIO % 0.04)
+    run_dir = small_tmpfs / "run"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "run_bench.py"), "--scenario", str(scenario), "--output-dir", str(run_dir),
+         "--no-progress"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    wait_for_measured(run_dir, 2)
+    filler = fill(small_tmpfs)
+    _, stderr = process.communicate(timeout=300)
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert process.returncode == 2 and len(errors) == 1 and "Traceback" not in stderr, stderr
+    assert str(run_dir) in errors[0] and "No space left on device" in errors[0] and "--resume" in errors[0]
+    assert not list(run_dir.glob("*.tmp"))
+    before = assert_valid_measured(run_dir)
+    assert 2 <= len(before) < 10
+
+    filler.unlink()
+    finished = resume(run_dir)
+    assert finished.returncode == 0, finished.stderr
+    after = assert_valid_measured(run_dir)
+    assert sorted(r.request_id for r in after) == [f"r{i:03d}" for i in range(10)]
+    assert [r.model_dump() for r in after[: len(before)]] == [r.model_dump() for r in before]
