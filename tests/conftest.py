@@ -42,3 +42,15 @@ def run_bench():
 def benchbench_cli():
     """``benchbench ARGS`` (as ``python -m benchbench``) in a real subprocess."""
     return lambda *args, timeout=300: _run([sys.executable, "-m", "benchbench", *args], timeout)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path) -> Path:
+    """A 16 MiB tmpfs of the test's own, for full-disk and read-only cases; mounting needs root (as on CI)."""
+    point = tmp_path / "disk"
+    point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(point)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"mounting a tmpfs needs root: {mounted.stderr.strip()}")
+    yield point
+    subprocess.run(["umount", "-l", str(point)], check=False)

@@ -60,18 +60,6 @@ def assert_one_line_exit_2(code: int, stderr: str, *expected: str) -> None:
     assert all(text in lines[0] for text in expected), stderr
 
 
-@pytest.fixture
-def mount_point(tmp_path):
-    """A small tmpfs of our own (needs root, as on CI): read-only and full-disk cases."""
-    point = tmp_path / "mnt"
-    point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(point)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"mounting a tmpfs needs root: {mounted.stderr.strip()}")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False)
-
-
 def read_only_copy(run_dir: Path, point: Path) -> Path:
     copy = point / "run"
     shutil.copytree(run_dir, copy)
@@ -169,8 +157,8 @@ def test_baseline_save_refuses_the_runs_own_records_a_folder_and_a_users_file(ru
     assert cli("baseline", "save", str(run_copy), "--to", str(tmp_path / "b.json"))[0] == 0  # a baseline is replaced
 
 
-def test_report_in_a_read_only_folder_and_baseline_save_to_one_are_one_line_exit_2(finished_run, mount_point):
-    run = read_only_copy(finished_run, mount_point)
+def test_report_in_a_read_only_folder_and_baseline_save_to_one_are_one_line_exit_2(finished_run, small_tmpfs):
+    run = read_only_copy(finished_run, small_tmpfs)
     code, _, stderr = cli("report", str(run))
     assert_one_line_exit_2(code, stderr, f"report folder {run}: cannot write (Read-only file system)")
     code, _, stderr = cli("baseline", "save", str(run), "--to", str(run / "b.json"))

@@ -173,17 +173,6 @@ def test_resume_sets_a_torn_last_record_aside_tells_the_user_and_loses_nothing(t
     assert [r.model_dump() for r in after[: len(before)]] == [r.model_dump() for r in before]
 
 
-@pytest.fixture
-def small_tmpfs(tmp_path):
-    point = tmp_path / "disk"
-    point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(point)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"a full-disk test mounts a tmpfs, which needs root: {mounted.stderr.strip()}")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=False)
-
-
 def fill(disk: Path) -> Path:
     """Write a file until the disk is full (ENOSPC); returns it so the test can free the space."""
     filler = disk / "filler"
