@@ -16,11 +16,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from report_runs import run_scenario
 
 from benchbench.cli import main
+from benchbench.errors import BenchError
+from benchbench.execution import bench
 from benchbench.execution.launch import free_port
-from benchbench.results.records import read_records
+from benchbench.results.records import read_records, repair_tail
 
 pytestmark = pytest.mark.slow
 
@@ -205,3 +209,56 @@ def test_an_output_dir_holding_the_users_files_is_refused_and_left_alone(tmp_pat
     code, _, stderr = cli("run", "--output-dir", str(out), "--no-progress")
     assert_one_line_exit_2(code, stderr, "already holds files (report.md, summary.csv)")
     assert (out / "report.md").read_text() == "my notes" and sorted(p.name for p in out.iterdir()) == ["report.md", "summary.csv"]
+
+
+# ---------------------------------------------------------------- damaged run folders, at random
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(finished_run, tmp_path_factory) -> tuple[Path, Path]:
+    """The finished run with its last record gone and its backend marked interrupted (resumable), and a
+    baseline saved from the whole run."""
+    folder = tmp_path_factory.mktemp("interrupted")
+    baseline = folder / "baseline.json"
+    assert cli("baseline", "save", str(finished_run), "--to", str(baseline))[0] == 0
+    run = folder / "run"
+    shutil.copytree(finished_run, run)
+    lines = (run / "results.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "results.jsonl").write_bytes(b"".join(lines[:-1]))
+    _edit_manifest(run, lambda m: {**m, "backends": [{**m["backends"][0], "status": "interrupted"}]})
+    return run, baseline
+
+
+def _complete_lines(data: bytes) -> set[bytes]:
+    return {line for line in data.splitlines(keepends=True) if line.endswith(b"\n") and line.startswith(b'{"schema')}
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(target=st.sampled_from(["results.jsonl", "manifest.json"]),
+       damage=st.sampled_from(["truncate", "corrupt", "insert"]),
+       where=st.floats(0, 1), garbage=st.binary(min_size=1, max_size=40))
+def test_any_damaged_run_folder_either_works_or_is_one_line_exit_2_and_keeps_every_complete_record(
+    interrupted_run, tmp_path_factory, target, damage, where, garbage
+):
+    """report, gate and resume (up to the worker's start: read, check, repair the tail) on a damaged copy."""
+    source, baseline = interrupted_run
+    run = tmp_path_factory.mktemp("damaged") / "run"
+    shutil.copytree(source, run)
+    path = run / target
+    data = path.read_bytes()
+    offset = int(where * len(data))
+    damaged = {"truncate": data[:offset], "corrupt": data[:offset] + garbage + data[offset + len(garbage):],
+               "insert": data[:offset] + garbage + data[offset:]}[damage]
+    path.write_bytes(damaged)
+    complete = _complete_lines((run / "results.jsonl").read_bytes())
+
+    for argv, codes in ((["report", str(run)], {0, 2}), (["gate", "--baseline", str(baseline), str(run)], {0, 1, 2})):
+        code, _, stderr = cli(*argv)
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert code in codes and len(errors) <= 1 and (code != 2 or errors or argv[0] == "gate"), stderr
+    try:
+        bench.load_for_resume(run)
+        repair_tail(run)
+    except BenchError as exc:
+        assert "\n" not in str(exc)
+    assert complete <= _complete_lines((run / "results.jsonl").read_bytes())
