@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from benchbench.config.scenario import validate_mapping
+from benchbench.config.yaml_budget import safe_load
 from benchbench.errors import BenchError
 
 CONSTRAINT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
@@ -106,7 +107,7 @@ def load_sweep(path: Path) -> tuple[SweepSpec, str]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text)
+        data = safe_load(text)  # aliases within a budget, as in scenario files
     except FileNotFoundError:
         raise SweepError(f"sweep file {path}: not found; check the path") from None
     except yaml.YAMLError as exc:
