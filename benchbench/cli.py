@@ -14,6 +14,8 @@ from benchbench.errors import BenchError
 EXIT_BACKEND_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+PRINTED_METRICS = ("req_s", "output_tok_s", "preprocess_s_p50", "ttft_s_p50", "tpot_s_p50", "e2e_s_p50")
+"""The run's printed summary: published names from benchbench.results.metrics."""
 
 
 def friendly_errors(command):
@@ -188,11 +190,10 @@ def _print_outcome(run_dir: Path, manifest, report_path: Path) -> None:
     import pandas as pd
 
     summary = pd.read_csv(run_dir / "summary.csv")  # the report's own summary, not computed again
-    columns = {"backend": "backend", "requests": "requests", "unfair_requests": "unfair", "req_s": "req/s",
-               "output_tok_s": "out tok/s", "preprocess_s_median": "preproc s", "ttft_s_median": "TTFT s",
-               "e2e_s_median": "e2e s"}
-    if not summary.empty:
-        click.echo(summary.reindex(columns=list(columns)).rename(columns=columns).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    columns = {"backend": "backend", "requests": "requests", "unfair_requests": "unfair"}
+    if not summary.empty:  # metrics under their registry names, as in summary.csv and gate rules
+        table = summary.reindex(columns=[*columns, *PRINTED_METRICS]).rename(columns=columns)
+        click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     for outcome in manifest.backends:
         if outcome.status != "ok":
             click.echo(f"FAILED backend {outcome.name}: {outcome.error}", err=True)

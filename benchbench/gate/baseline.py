@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +15,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchbench.errors import BenchError
 from benchbench.files import FileError, read_text, write_text_atomic
+from benchbench.results.metrics import repeat_samples
 from benchbench.results.records import Manifest, RequestRecord, first_problem, read_manifest, read_records
-from benchbench.results.summary import measured_frame, repeat_throughput
 
-BASELINE_SCHEMA_VERSION = 1
-
-
-class Direction(str, Enum):
-    HIGHER_IS_BETTER = "higher"
-    LOWER_IS_BETTER = "lower"
-
-
-LATENCY_STATS = {"mean": lambda values: values.mean(), "p50": lambda values: values.median(),
-                 "p90": lambda values: values.quantile(0.9)}
-LATENCY_TIMINGS = ("preprocess_s", "ttft_s", "decode_s", "e2e_s")
-METRICS: dict[str, Direction] = {
-    "req_s": Direction.HIGHER_IS_BETTER,
-    "output_tok_s": Direction.HIGHER_IS_BETTER,
-    "decode_tok_s": Direction.HIGHER_IS_BETTER,
-    **{f"{timing[:-2]}_{stat}_s": Direction.LOWER_IS_BETTER for timing in LATENCY_TIMINGS for stat in LATENCY_STATS},
+BASELINE_SCHEMA_VERSION = 2
+"""2: metric names from the registry (``ttft_s_p90``); 1 (``ttft_p90_s``) is upgraded on load."""
+SCHEMA_1_NAMES = {"decode_tok_s": "decode_tok_s_mean"} | {
+    f"{timing}_{stat}_s": f"{timing}_s_{stat}"
+    for timing in ("preprocess", "ttft", "decode", "e2e") for stat in ("mean", "p50", "p90")
 }
-"""Every metric a baseline holds repeat-level samples of: ``ttft_p90_s`` is the p90 of TTFT within one repeat."""
+"""Schema-1 metric names and what the registry calls them now."""
 
 
 class _Strict(BaseModel):
@@ -73,14 +61,13 @@ class Snapshot(_Strict):
 def snapshot(records: list[RequestRecord], manifest: Manifest, source: str) -> Snapshot:
     """The gate's view of one run: measured records only, per backend the manifest names."""
     measured = [record for record in records if record.phase == "measure"]
-    frame = measured_frame(measured)
     backends = {}
     for outcome in manifest.backends:
         own = [record for record in measured if record.backend == outcome.name]
         backends[outcome.name] = BackendSnapshot(
             kind=outcome.kind, status=outcome.status, error=outcome.error,
             repeats=len({record.repeat for record in own}),
-            metrics=repeat_samples(frame[frame["backend"] == outcome.name]) if own else {},
+            metrics=repeat_samples(own),
             outputs=_distinct_outputs(own),
             unfair_requests=sum(not record.fairness.ok for record in own),
             violations=[f"{r.request_id} (repeat {r.repeat}): {v}" for r in own for v in r.fairness.violations][:5],
@@ -90,19 +77,6 @@ def snapshot(records: list[RequestRecord], manifest: Manifest, source: str) -> S
         source=source, scenario=manifest.scenario.get("name", "?"), workload_hash=manifest.workload_hash,
         model=manifest.model, environment=manifest.environment, backends=backends,
     )
-
-
-def repeat_samples(measured) -> dict[str, list[float]]:
-    """One sample per repeat for every metric the records allow (a timing an engine lacks is left out)."""
-    throughput = repeat_throughput(measured).sort_values("repeat")
-    samples = {name: [float(v) for v in throughput[name]] for name in ("req_s", "output_tok_s")}
-    per_repeat = measured.groupby("repeat", sort=True)
-    columns = {"decode_tok_s": ("decode_tok_s", LATENCY_STATS["mean"])}
-    columns |= {f"{t[:-2]}_{stat}_s": (t, fn) for t in LATENCY_TIMINGS for stat, fn in LATENCY_STATS.items()}
-    for metric, (column, statistic) in columns.items():
-        if measured[column].notna().all():
-            samples[metric] = [float(statistic(group[column].astype(float))) for _, group in per_repeat]
-    return samples
 
 
 def _distinct_outputs(records: list[RequestRecord]) -> dict[str, list[Output]]:
@@ -158,7 +132,20 @@ def load_baseline(path: Path, model: type[BaseModel] = Snapshot):
     if isinstance(version, int) and version > BASELINE_SCHEMA_VERSION:
         raise BenchError(f"baseline {path}: schema version {version} is newer than this benchbench "
                          f"({BASELINE_SCHEMA_VERSION}); upgrade benchbench")
+    if version == 1:
+        data = upgrade_schema_1(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise BenchError(f"baseline {path}: not a benchbench baseline ({first_problem(exc)}); {fix}") from None
+
+
+def upgrade_schema_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A schema-1 baseline with its metrics renamed to the registry's names (samples unchanged)."""
+    backends = {}
+    for name, backend in (data.get("backends") or {}).items():
+        if isinstance(backend, dict) and isinstance(backend.get("metrics"), dict):
+            renamed = {SCHEMA_1_NAMES.get(metric, metric): samples for metric, samples in backend["metrics"].items()}
+            backend = {**backend, "metrics": renamed}
+        backends[name] = backend
+    return {**data, "schema_version": BASELINE_SCHEMA_VERSION, "backends": backends}

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from benchbench.gate.baseline import BackendSnapshot, Direction, Output, Snapshot
-from benchbench.results.consistency import SequenceComparison, compare_sequences
+from benchbench.gate.baseline import BackendSnapshot, Output, Snapshot
 from benchbench.gate.rules import DEFAULT_REPEATS, Check, ConsistencyCheck, FairnessCheck, RelativeCheck
+from benchbench.results.consistency import SequenceComparison, compare_sequences
+from benchbench.results.metrics import Direction
 from benchbench.results.stats import DEFAULT_RESAMPLES, Interval, bootstrap_ratio_ci
 
 CONFIDENCE = 0.99

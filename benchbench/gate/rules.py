@@ -1,7 +1,7 @@
 """Gate rules as small check objects, from ``--rule`` text or a ``gates.yaml``.
 
     output_tok_s: -5%                 may drop by at most 5% (higher is better)
-    ttft_p90_s: +10%                  may rise by at most 10% (lower is better)
+    ttft_s_p90: +10%                  may rise by at most 10% (lower is better)
     fairness: must_pass               every measured request of the run is fair
     consistency.exact_match: >= 0.99  share of requests whose output equals the baseline's
 """
@@ -16,17 +16,18 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchbench.gate.baseline import METRICS, Direction
 from benchbench.config.yaml_budget import safe_load
 from benchbench.errors import BenchError
 from benchbench.files import read_text
+from benchbench.gate.baseline import SCHEMA_1_NAMES
+from benchbench.results.metrics import Direction, direction, published_names
 
 DEFAULT_REPEATS = 12
 """Repeats per run the default decision rule is designed for (benchmarks/gate_power.py, docs/ci.md)."""
 
 FAIRNESS = "fairness"
 CONSISTENCY_MEASURES = ("exact_match", "agreement", "edit_distance")
-DEFAULT_RULES = ("output_tok_s: -5%", "ttft_p90_s: +10%", "fairness: must_pass")
+DEFAULT_RULES = ("output_tok_s: -5%", "ttft_s_p90: +10%", "fairness: must_pass")
 
 _PERCENT = re.compile(r"^([+-]?)\s*(\d+(?:\.\d*)?)\s*%$")
 _BOUND = re.compile(r"^(>=|<=)\s*(\d+(?:\.\d*)?)$")
@@ -45,7 +46,7 @@ class RelativeCheck:
 
     @property
     def direction(self) -> Direction:
-        return METRICS[self.metric]
+        return direction(self.metric)
 
     @property
     def text(self) -> str:
@@ -101,9 +102,13 @@ def rule_from(name: str, spec: str) -> Check:
         return FairnessCheck()
     if name.startswith("consistency."):
         return _consistency_rule(name.removeprefix("consistency."), spec, where)
-    if name in METRICS:
+    metrics = published_names()
+    if name in metrics:
         return _relative_rule(name, spec, where)
-    known = [*METRICS, FAIRNESS, *(f"consistency.{m}" for m in CONSISTENCY_MEASURES)]
+    if name in SCHEMA_1_NAMES:
+        raise BenchError(f"{where}: metric {name!r} is now called {SCHEMA_1_NAMES[name]!r}; "
+                         f"write '{SCHEMA_1_NAMES[name]}: {spec}'")
+    known = [*metrics, FAIRNESS, *(f"consistency.{m}" for m in CONSISTENCY_MEASURES)]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"
     raise BenchError(f"{where}: unknown metric {name!r}; {hint}")
@@ -111,7 +116,7 @@ def rule_from(name: str, spec: str) -> Check:
 
 def _relative_rule(metric: str, spec: str, where: str) -> RelativeCheck:
     match = _PERCENT.match(spec)
-    worse = "-" if METRICS[metric] is Direction.HIGHER_IS_BETTER else "+"
+    worse = "-" if direction(metric) is Direction.HIGHER_IS_BETTER else "+"
     if not match:
         raise BenchError(f"{where}: give a tolerance in percent, e.g. '{metric}: {worse}5%'")
     sign, number = match.groups()

@@ -10,8 +10,10 @@ from benchbench.report import plots
 from benchbench.report.differences import describe_differences
 from benchbench.report.document import Block, Cell, Figure, Note, Section, Table, cells, number
 from benchbench.report.inputs import BackendView, ReportInput
-from benchbench.report.throughput import Throughput, relative, sweep_points, throughput, verdict
-from benchbench.results.stats import SMALL_SAMPLE, percentiles
+from benchbench.report.throughput import QUARTILES, Throughput, relative, sweep_points, throughput, verdict
+from benchbench.results import metrics
+from benchbench.results.records import RequestRecord
+from benchbench.results.stats import SMALL_SAMPLE
 
 VERDICT_TONES = {"not distinguishable": "muted", "no interval": "muted"}
 
@@ -91,31 +93,37 @@ def _small_sample_warning(results: dict[str, Throughput]) -> list[Block]:
                  "Few repeats")]
 
 
+LATENCY_COLUMNS = (
+    ("preprocess_s_mean",),
+    ("ttft_s_p50", "ttft_s_p90", "ttft_s_p99"),
+    ("decode_tok_s_p50",),
+    ("inter_token_s_p50", "inter_token_s_p99"),
+    ("tpot_s_p50", "tpot_s_p90", "tpot_s_p99"),
+    ("e2e_s_p50", "e2e_s_p90", "e2e_s_p99"),
+)
+"""The latency table's columns, as the registry's published names."""
+PREPROCESSING_INSIDE = {"preprocess_s": " (client side only)", "ttft_s": " incl. preprocessing"}
+"""What a column means for an engine that preprocesses images itself."""
+
+
 def latency_section(data: ReportInput, out_dir: Path) -> Section:
     measured = {view.key: data.measured(view.key) for view in data.backends}
-    headers = ["backend", "preprocessing mean (s)", "TTFT p50 / p90 / p99 (s)", "decode tok/s p50",
-               "inter-token p50 / p99 (ms)", "end-to-end p50 / p90 / p99 (s)"]
+    headers = ["backend", *(metrics.heading(*names) for names in LATENCY_COLUMNS)]
     rows = []
     for view in data.backends:
         records = measured[view.key]
         if not records:
             continue
         inside = any(r.preprocess_in_ttft for r in records)
-        gaps_ms = [gap * 1000 for r in records for gap in (r.inter_token_s or [])]
-        rows.append(cells(
-            view.label,
-            number(sum(r.preprocess_s for r in records) / len(records)) + (" (client side only)" if inside else ""),
-            _triple([r.ttft_s for r in records], (50, 90, 99), " incl. preprocessing" if inside else ""),
-            _triple([r.decode_tok_s for r in records], (50,)),
-            _triple(gaps_ms, (50, 99)),
-            _triple([r.e2e_s for r in records], (50, 90, 99)),
-        ))
+        notes = [PREPROCESSING_INSIDE.get(metrics.resolve(names[0])[0].name, "") if inside else "" for names in LATENCY_COLUMNS]
+        rows.append(cells(view.label, *(_values(records, names, note) for names, note in zip(LATENCY_COLUMNS, notes))))
     section = Section("latency", "Latency")
     if not rows:
         section.blocks.append(Note("no measured requests", "muted"))
         return section
     caption = ("Percentiles over measured requests. TTFT runs from submitting the prepared request to the first "
-               "token; for engines that preprocess images themselves it includes that preprocessing.")
+               "token; for engines that preprocess images themselves it includes that preprocessing. TPOT is the "
+               "time per output token after the first (TTFT excluded).")
     section.blocks.append(Table(headers, rows, caption))
     section.blocks.append(Figure(plots.latency_breakdown_plot(data.backends, measured, out_dir / "latency_breakdown.png"),
                                  "Mean latency per request split into preprocessing, TTFT, decode"))
@@ -124,11 +132,13 @@ def latency_section(data: ReportInput, out_dir: Path) -> Section:
     return section
 
 
-def _triple(values: list[float | None], quantiles: tuple[float, ...], note: str = "") -> str:
-    known = [v for v in values if v is not None]
-    if not known:
-        return "not measured"
-    return " / ".join(number(v) for v in percentiles(known, quantiles).values()) + note
+def _values(records: list[RequestRecord], names: tuple[str, ...], note: str = "") -> str:
+    """``0.1 / 0.2 / 0.3`` for one metric's published statistics, or ``not measured``."""
+    shown = metrics.shown_values(records, *names)
+    return "not measured" if shown is None else " / ".join(number(v) for v in shown) + note
+
+
+TURN_COLUMNS = (("ttft_s_p50", "ttft_s_p90"), ("e2e_s_p50",))
 
 
 def turns_section(data: ReportInput) -> Section | None:
@@ -143,13 +153,13 @@ def turns_section(data: ReportInput) -> Section | None:
             group = [r for r in records if r.turn == turn]
             inputs = [r.input_tokens for r in group if r.input_tokens is not None]
             rows.append(cells(view.label, turn, len(group), number(sum(inputs) / len(inputs)) if inputs else "n/a",
-                              _triple([r.ttft_s for r in group], (50, 90)), _triple([r.e2e_s for r in group], (50,))))
+                              *(_values(group, names) for names in TURN_COLUMNS)))
     if not rows:
         return None
     caption = ("A later turn carries the earlier turns (and their image) again, so its prompt is longer; an engine "
                "with an image-embedding cache (LightLLM) answers it with the cache warm, which shows as a TTFT "
                "that grows less than the prompt.")
-    headers = ["backend", "turn", "requests", "input tokens (mean)", "TTFT p50 / p90 (s)", "end-to-end p50 (s)"]
+    headers = ["backend", "turn", "requests", "input tokens (mean)", *(metrics.heading(*names) for names in TURN_COLUMNS)]
     return Section("turns", "Conversation turns", [Table(headers, rows, caption)])
 
 
@@ -162,7 +172,7 @@ def sweep_section(data: ReportInput, out_dir: Path) -> Section | None:
     headers = ["backend", "max tiles", "tiles planned (mean)", "image tokens (mean)", "requests",
                "output tokens/s [95% CI]", "TTFT p50 (s)", "end-to-end p50 (s)"]
     rows = [cells(data.label(key), p.max_tiles, number(p.tiles_planned_mean, 3), number(p.image_tokens_mean, 4),
-                  p.requests, p.output_tok_s.format(4), number(p.ttft_s[50]), number(p.e2e_s_median))
+                  p.requests, p.output_tok_s.format(4), number(p.ttft_s["p50"]), number(p.e2e_s_p50))
             for key, series in points.items() for p in series]
     caption = ("Budgets are interleaved request by request, so throughput here is output tokens over the requests' "
                "own end-to-end time (busy time), with a bootstrap interval over requests.")
@@ -197,10 +207,11 @@ def option_sweep_sections(data: ReportInput, results: dict[str, Throughput], out
     sections = []
     measured_views = [view for view in data.backends if view.key in results]
     for index, (key, members) in enumerate(option_axes(measured_views)):
-        ttft = {view.key: percentiles([r.ttft_s for r in data.measured(view.key) if r.ttft_s is not None], (25, 50, 75))
+        ttft_metric = metrics.metric("ttft_s")
+        ttft = {view.key: {stat: ttft_metric.aggregate(data.measured(view.key), stat) for stat in QUARTILES}
                 for view in members}
         rows = [cells(view.label, view.outcome.options[key], results[view.key].intervals["req_s"].format(4),
-                      results[view.key].intervals["output_tok_s"].format(4), number(ttft[view.key][50]))
+                      results[view.key].intervals["output_tok_s"].format(4), number(ttft[view.key]["p50"]))
                 for view in members]
         headers = ["backend", key, "requests/s [95% CI]", "output tokens/s [95% CI]", "TTFT p50 (s)"]
         path = plots.option_sweep_plot(key, members, results, ttft, out_dir / f"sweep_{index + 1}.png")

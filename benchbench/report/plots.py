@@ -15,16 +15,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from benchbench.results.records import RequestRecord  # noqa: E402
 from benchbench.report.inputs import BackendView  # noqa: E402
-from benchbench.report.throughput import SweepPoint, Throughput  # noqa: E402
+from benchbench.report.throughput import METRICS, SweepPoint, Throughput  # noqa: E402
+from benchbench.results import metrics  # noqa: E402
+from benchbench.results.records import RequestRecord  # noqa: E402
 
 # text.parse_math off: labels carry folder names and options, and "$\foo$" must show as typed, not crash mathtext
 STYLE = {"text.parse_math": False, "font.size": 9, "axes.titlesize": 10, "axes.spines.top": False, "axes.spines.right": False,
          "axes.grid": True, "grid.alpha": 0.3, "figure.dpi": 110, "savefig.dpi": 110}
 STAND_IN_HATCH = "//"
-METRIC_TITLES = {"req_s": "Requests per second", "output_tok_s": "Output tokens per second"}
-METRIC_UNITS = {"req_s": "requests / s", "output_tok_s": "output tokens / s"}
 
 
 def _save(fig, path: Path) -> Path:
@@ -39,7 +38,7 @@ def throughput_plot(views: Sequence[BackendView], results: dict[str, Throughput]
     shown = [view for view in views if view.key in results]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(9, 0.9 + 0.45 * max(len(shown), 2)))
-        for ax, metric in zip(axes, METRIC_TITLES):
+        for ax, metric in zip(axes, METRICS):
             for row, view in enumerate(shown):
                 interval = results[view.key].intervals[metric]
                 error = None
@@ -51,16 +50,11 @@ def throughput_plot(views: Sequence[BackendView], results: dict[str, Throughput]
                             va="center", fontsize=8)
             ax.set_yticks(range(len(shown)), [view.label for view in shown])
             ax.invert_yaxis()
-            ax.set_xlabel(METRIC_UNITS[metric])
-            ax.set_title(METRIC_TITLES[metric] + " (95% CI)")
+            ax.set_xlabel(metrics.metric(metric).unit)
+            ax.set_title(metrics.metric(metric).label + " (95% CI)")
             ax.margins(x=0.18)
         axes[1].set_yticklabels([])
         return _save(fig, path)
-
-
-def _mean(values: Sequence[float | None]) -> float:
-    known = [v for v in values if v is not None]
-    return float(np.mean(known)) if known else math.nan
 
 
 SEGMENT_STYLES = {"preprocessing (client)": (0.35, None), "TTFT": (1.0, None), "decode": (0.65, ".."),
@@ -69,8 +63,8 @@ SEGMENT_STYLES = {"preprocessing (client)": (0.35, None), "TTFT": (1.0, None), "
 
 def _segments(records: Sequence[RequestRecord]) -> dict[str, float]:
     """Mean seconds per latency segment; without streamed tokens, generation is one segment."""
-    pre, e2e = _mean([r.preprocess_s for r in records]), _mean([r.e2e_s for r in records])
-    ttft, decode = _mean([r.ttft_s for r in records]), _mean([r.decode_s for r in records])
+    pre, ttft, decode, e2e = (metrics.metric(name).aggregate(records, "mean")
+                              for name in ("preprocess_s", "ttft_s", "decode_s", "e2e_s"))
     if math.isnan(ttft):
         return {"preprocessing (client)": pre, "generation (engine does not stream: no TTFT)": e2e - pre}
     return {"preprocessing (client)": pre, "TTFT": ttft, "decode": decode,
@@ -109,9 +103,9 @@ def latency_cdf_plot(views: Sequence[BackendView], measured: dict[str, list[Requ
     shown = [view for view in views if measured.get(view.key)]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-        for ax, field, title in ((axes[0], "ttft_s", "Time to first token"), (axes[1], "e2e_s", "End-to-end latency")):
+        for ax, name, title in ((axes[0], "ttft_s", "Time to first token"), (axes[1], "e2e_s", "End-to-end latency")):
             for view in shown:
-                values = np.sort([v for v in (getattr(r, field) for r in measured[view.key]) if v is not None])
+                values = np.sort(metrics.metric(name).values(measured[view.key]))
                 if values.size:
                     fractions = np.arange(1, values.size + 1) / values.size
                     ax.step(values, fractions, where="post", color=view.colour, label=view.label,
@@ -159,10 +153,10 @@ def sweep_plot(views: Sequence[BackendView], points: dict[str, list[SweepPoint]]
             style = dict(color=view.colour, marker="o", capsize=4, linestyle="--" if view.stand_in else "-", label=view.label)
             rates = [p.output_tok_s for p in series]
             axes[0].errorbar(x, [r.estimate for r in rates], yerr=_error_bars([(r.estimate, r.low, r.high) for r in rates]), **style)
-            ttft = [(p.ttft_s[50], p.ttft_s[25], p.ttft_s[75]) for p in series]
+            ttft = [(p.ttft_s["p50"], p.ttft_s["p25"], p.ttft_s["p75"]) for p in series]
             axes[1].errorbar(x, [t[0] for t in ttft], yerr=_error_bars(ttft), **style)
             for point in series:
-                axes[1].annotate(f"max {point.max_tiles}", (point.tiles_planned_mean, point.ttft_s[50]),
+                axes[1].annotate(f"max {point.max_tiles}", (point.tiles_planned_mean, point.ttft_s["p50"]),
                                  textcoords="offset points", xytext=(4, -10), fontsize=7, color=view.colour)
         axes[0].set_title("Output tokens/s vs tiles\n(busy time, 95% CI)")
         axes[0].set_ylabel("output tokens / s")
@@ -175,11 +169,11 @@ def sweep_plot(views: Sequence[BackendView], points: dict[str, list[SweepPoint]]
 
 
 def option_sweep_plot(key: str, members: Sequence[BackendView], results: dict[str, Throughput],
-                      ttft: dict[str, dict[float, float]], path: Path) -> Path:
+                      ttft: dict[str, dict[str, float]], path: Path) -> Path:
     """Output tokens/s (95% CI) and TTFT (median, interquartile bars) against one backend option."""
     x = [view.outcome.options[key] for view in members]
     rates = [results[view.key].intervals["output_tok_s"] for view in members]
-    medians = [(ttft[view.key][50], ttft[view.key][25], ttft[view.key][75]) for view in members]
+    medians = [(ttft[view.key]["p50"], ttft[view.key]["p25"], ttft[view.key]["p75"]) for view in members]
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         for ax, triples in ((axes[0], [(r.estimate, r.low, r.high) for r in rates]), (axes[1], medians)):

@@ -15,21 +15,22 @@ from typing import Literal
 
 import numpy as np
 
-from benchbench.results.records import RequestRecord, to_dataframe
+from benchbench.results import metrics
+from benchbench.results.records import RequestRecord
 from benchbench.results.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
     Interval,
     bootstrap_ratio_of_sums_ci,
     interval_from,
-    percentiles,
     resampled_means,
     resampled_ratios_of_sums,
 )
-from benchbench.results.summary import repeat_throughput
 
 Basis = Literal["repeats", "requests"]
 METRICS = ("req_s", "output_tok_s")
+"""The registry's rates the headline shows."""
+QUARTILES = ("p25", "p50", "p75")
 
 
 @dataclass(frozen=True)
@@ -49,24 +50,31 @@ def seed_for(key: str) -> int:
 
 
 def throughput(key: str, measured: Sequence[RequestRecord]) -> Throughput:
-    frame = to_dataframe(list(measured))
-    per_repeat = repeat_throughput(frame)
+    repeats = list(metrics.by_repeat(measured).values())
+    rates = {m: metrics.metric(m) for m in METRICS}
     rng = np.random.default_rng(seed_for(key))
-    if len(per_repeat) >= 2:
-        distributions = {m: resampled_means(per_repeat[m].to_numpy(), DEFAULT_RESAMPLES, rng) for m in METRICS}
+    if len(repeats) >= 2:
+        per_repeat = {m: np.array([rates[m].per_repeat(group) for group in repeats], dtype=float) for m in METRICS}
+        distributions = {m: resampled_means(per_repeat[m], DEFAULT_RESAMPLES, rng) for m in METRICS}
         estimates = {m: float(per_repeat[m].mean()) for m in METRICS}
-        basis, samples = "repeats", len(per_repeat)
+        basis, samples = "repeats", len(repeats)
     else:
-        estimates = {m: float(per_repeat[m].iloc[0]) for m in METRICS}
-        busy_fraction = frame["e2e_s"].sum() / per_repeat["span_s"].iloc[0]
-        numerators = {"req_s": np.ones(len(frame)), "output_tok_s": frame["output_tokens"].to_numpy(float)}
+        requests = repeats[0]
+        estimates = {m: float(rates[m].per_repeat(requests)) for m in METRICS}
+        seconds = np.array([r.e2e_s for r in requests])
+        busy_fraction = seconds.sum() / metrics.wall_span_s(requests)
         distributions = {
-            m: resampled_ratios_of_sums(numerators[m], frame["e2e_s"].to_numpy(), DEFAULT_RESAMPLES, rng) * busy_fraction
+            m: resampled_ratios_of_sums(_counts(m, requests), seconds, DEFAULT_RESAMPLES, rng) * busy_fraction
             for m in METRICS
         }
-        basis, samples = "requests", len(frame)
+        basis, samples = "requests", len(requests)
     intervals = {m: interval_from(estimates[m], distributions[m], samples, DEFAULT_CONFIDENCE) for m in METRICS}
     return Throughput(key, basis, samples, intervals, distributions)
+
+
+def _counts(rate: str, requests: Sequence[RequestRecord]) -> np.ndarray:
+    """What each request adds to the rate's numerator (1 request, its output tokens)."""
+    return np.array([metrics.metric(rate).count(r) for r in requests], dtype=float)
 
 
 def relative(candidate: Throughput, reference: Throughput, metric: str = "output_tok_s") -> Interval:
@@ -98,27 +106,31 @@ class SweepPoint:
     image_tokens_mean: float
     requests: int
     output_tok_s: Interval
-    ttft_s: dict[float, float]
-    e2e_s_median: float
+    ttft_s: dict[str, float]
+    """p25 / p50 / p75 of TTFT."""
+    e2e_s_p50: float
 
 
 def sweep_points(key: str, measured: Sequence[RequestRecord]) -> list[SweepPoint]:
     """Per tile budget (records' max_tiles); empty unless the backend ran more than one budget."""
-    frame = to_dataframe(list(measured))
-    if frame["max_tiles"].nunique() < 2:
+    budgets: dict[int, list[RequestRecord]] = {}
+    for record in measured:
+        budgets.setdefault(record.max_tiles, []).append(record)
+    if len(budgets) < 2:
         return []
+    ttft, e2e = metrics.metric("ttft_s"), metrics.metric("e2e_s")
     points = []
-    for budget, group in frame.groupby("max_tiles", sort=True):
-        tokens, seconds = group["output_tokens"].to_numpy(float), group["e2e_s"].to_numpy()
+    for budget, group in sorted(budgets.items()):
+        seconds = np.array([r.e2e_s for r in group])
         points.append(SweepPoint(
             key=key,
-            max_tiles=int(budget),
-            tiles_planned_mean=float(group["tiles_planned"].mean()),
-            image_tokens_mean=float(group["image_tokens_planned"].mean()),
+            max_tiles=budget,
+            tiles_planned_mean=float(np.mean([r.tiles_planned for r in group])),
+            image_tokens_mean=float(np.mean([r.image_tokens_planned for r in group])),
             requests=len(group),
-            output_tok_s=bootstrap_ratio_of_sums_ci(tokens, seconds, seed=seed_for(f"{key}@{budget}")),
-            ttft_s=percentiles(group["ttft_s"].dropna().to_numpy(), (25, 50, 75)),
-            e2e_s_median=float(group["e2e_s"].median()),
+            output_tok_s=bootstrap_ratio_of_sums_ci(_counts("output_tok_s", group), seconds,
+                                                    seed=seed_for(f"{key}@{budget}")),
+            ttft_s={stat: ttft.aggregate(group, stat) for stat in QUARTILES},
+            e2e_s_p50=e2e.aggregate(group, "p50"),
         ))
     return points
-

@@ -33,22 +33,22 @@ ENV = {"cpu": "Test CPU 3000", "cpu_count": 2, "gpus": [], "packages": {"torch":
 
 def test_rules_parse_into_check_objects():
     assert parse_rule("output_tok_s: -5%") == RelativeCheck("output_tok_s", 0.05)
-    assert parse_rule("ttft_p90_s:+10%") == RelativeCheck("ttft_p90_s", 0.10)
+    assert parse_rule("ttft_s_p90:+10%") == RelativeCheck("ttft_s_p90", 0.10)
     assert parse_rule("fairness: must_pass") == FairnessCheck()
     assert parse_rule("consistency.exact_match: >= 0.99") == ConsistencyCheck("exact_match", ">=", 0.99)
     assert parse_rule("consistency.edit_distance: <= 0.1") == ConsistencyCheck("edit_distance", "<=", 0.1)
 
 
 def test_rule_text_round_trips():
-    for text in ("output_tok_s: -5%", "ttft_p90_s: +10%", "fairness: must_pass", "consistency.agreement: >= 0.9"):
+    for text in ("output_tok_s: -5%", "ttft_s_p90: +10%", "fairness: must_pass", "consistency.agreement: >= 0.9"):
         assert parse_rule(text).text == text
 
 
 def test_tolerance_with_the_better_direction_sign_is_refused_with_the_fix():
     with pytest.raises(BenchError, match=r"write 'output_tok_s: -5%'"):
         parse_rule("output_tok_s: +5%")
-    with pytest.raises(BenchError, match=r"write 'e2e_p50_s: \+5%'"):
-        parse_rule("e2e_p50_s: -5%")
+    with pytest.raises(BenchError, match=r"write 'e2e_s_p50: \+5%'"):
+        parse_rule("e2e_s_p50: -5%")
 
 
 def test_unknown_metric_suggests_the_close_name():
@@ -149,9 +149,9 @@ def test_large_drop_hidden_in_noise_is_not_called_a_regression():
 
 
 def test_latency_rise_fails_a_lower_is_better_rule_and_a_fall_passes():
-    rule = parse_rule("ttft_p90_s: +10%")
-    slower = evaluate(snap({"t": backend(ttft_p90_s=noisy(1.0))}), snap({"t": backend(ttft_p90_s=noisy(1.5, seed=1))}), [rule])
-    faster = evaluate(snap({"t": backend(ttft_p90_s=noisy(1.0))}), snap({"t": backend(ttft_p90_s=noisy(0.5, seed=1))}), [rule])
+    rule = parse_rule("ttft_s_p90: +10%")
+    slower = evaluate(snap({"t": backend(ttft_s_p90=noisy(1.0))}), snap({"t": backend(ttft_s_p90=noisy(1.5, seed=1))}), [rule])
+    faster = evaluate(snap({"t": backend(ttft_s_p90=noisy(1.0))}), snap({"t": backend(ttft_s_p90=noisy(0.5, seed=1))}), [rule])
     assert only(slower).status is Status.REGRESSION and "+50" in only(slower).reason
     assert only(faster).status is Status.PASS and only(faster).reason.endswith("better")
 
@@ -185,8 +185,8 @@ def test_missing_or_failed_backend_cannot_be_judged():
 
 
 def test_metric_the_engine_does_not_report_cannot_be_judged():
-    verdict = only(evaluate(snap({"t": backend(noisy(100))}), snap({"t": backend(noisy(100))}), [parse_rule("ttft_p90_s: +10%")]))
-    assert verdict.status is Status.CANNOT_JUDGE and "no ttft_p90_s samples" in verdict.reason
+    verdict = only(evaluate(snap({"t": backend(noisy(100))}), snap({"t": backend(noisy(100))}), [parse_rule("ttft_s_p90: +10%")]))
+    assert verdict.status is Status.CANNOT_JUDGE and "no ttft_s_p90 samples" in verdict.reason
 
 
 def test_different_hardware_blocks_timings_but_not_fairness_unless_allowed():
@@ -287,7 +287,7 @@ def test_snapshot_holds_repeat_level_samples_outputs_and_fingerprints(tmp_path):
     taken = snapshot_run(write_run(tmp_path / "run", [100.0, 200.0, 400.0]))
     samples = taken.backends["transformers"]
     assert samples.repeats == 3 and samples.metrics["output_tok_s"] == pytest.approx([100, 200, 400])
-    assert samples.metrics["ttft_p90_s"] == pytest.approx([0.01, 0.005, 0.0025])
+    assert samples.metrics["ttft_s_p90"] == pytest.approx([0.01, 0.005, 0.0025])
     assert samples.outputs["r2"] == [Output(token_ids=[1, 2, 3, 2], text="abcd")]
     assert taken.workload_hash == WORKLOAD and taken.environment == ENV
 
