@@ -1,7 +1,7 @@
 """Baseline vs run: a verdict per backend and rule, with its reason. Pure functions, no I/O.
 
-A relative rule (``output_tok_s: -5%``) is decided on the repeat-level samples: the 99% percentile
-bootstrap interval of mean(run) / mean(baseline). It is a regression only when the whole interval
+A relative rule (``output_tok_s: -5%``) is decided on the repeat-level samples: the 99% bootstrap-t
+interval (``results/stats.py``) of mean(run) / mean(baseline). It is a regression only when the whole interval
 lies on the worse side of 1 (the change is real) and the estimate is beyond the tolerance (the
 change matters). benchmarks/gate_power.py measures what this gives at 5% run-to-run noise.
 """
@@ -23,7 +23,7 @@ CONFIDENCE = 0.99
 MIN_REPEATS = 3
 SEED = 0
 DIRECT_METHOD = "fairness and consistency rules are checked directly on the run's records"
-METHOD = (f"{CONFIDENCE:.0%} percentile-bootstrap CI ({DEFAULT_RESAMPLES} resamples, seed {SEED}) of the ratio "
+METHOD = (f"{CONFIDENCE:.0%} bootstrap-t CI ({DEFAULT_RESAMPLES} resamples, seed {SEED}) of the ratio "
           "mean(run) / mean(baseline) over repeat-level samples; a regression needs the whole CI on the worse "
           "side of 1 and the estimate beyond the tolerance")
 HARDWARE_KEYS = ("cpu", "cpu_count", "gpus")

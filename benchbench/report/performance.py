@@ -79,7 +79,7 @@ def _basis_caption(results: dict[str, Throughput]) -> str:
     if "requests" in bases:
         parts.append("over requests (a single repeat): requests are resampled and their busy-time rate scaled to "
                      "the repeat's wall-clock throughput")
-    return ("95% percentile-bootstrap confidence intervals, seeded so a rebuild gives the same numbers; "
+    return ("95% bootstrap-t (studentized) confidence intervals, seeded so a rebuild gives the same numbers; "
             + "; ".join(parts) + ". A ratio interval that contains 1x means no distinguishable difference.")
 
 
@@ -87,9 +87,9 @@ def _small_sample_warning(results: dict[str, Throughput]) -> list[Block]:
     few = sorted({result.samples for result in results.values() if result.basis == "repeats" and result.samples < SMALL_SAMPLE})
     if not few:
         return []
-    return [Note(f"intervals over only {', '.join(map(str, few))} repeat(s): a bootstrap interval cannot reach beyond "
-                 "the samples' range, so with this few it is too narrow (with 3 repeats it is their range and covers the "
-                 f"true mean about 75% of the time). Run --repeats {SMALL_SAMPLE} or more for a firm claim.", "warn",
+    return [Note(f"intervals over only {', '.join(map(str, few))} repeat(s): with this few samples a bootstrap "
+                 f"interval is unreliable (its coverage is established from {SMALL_SAMPLE} samples up, "
+                 f"benchmarks/bootstrap_coverage.py). Run --repeats {SMALL_SAMPLE} or more for a firm claim.", "warn",
                  "Few repeats")]
 
 

@@ -21,10 +21,10 @@ from benchbench.results.stats import (
     DEFAULT_CONFIDENCE,
     DEFAULT_RESAMPLES,
     Interval,
+    Replicates,
     bootstrap_ratio_of_sums_ci,
-    interval_from,
-    resampled_means,
-    resampled_ratios_of_sums,
+    mean_replicates,
+    ratio_of_sums_replicates,
 )
 
 Basis = Literal["repeats", "requests"]
@@ -35,13 +35,13 @@ QUARTILES = ("p25", "p50", "p75")
 
 @dataclass(frozen=True)
 class Throughput:
-    """One backend's requests/s and output tokens/s, each with its bootstrap distribution kept for ratios."""
+    """One backend's requests/s and output tokens/s, each with its bootstrap replicates kept for ratios."""
 
     key: str
     basis: Basis
     samples: int
     intervals: dict[str, Interval]
-    distributions: dict[str, np.ndarray]
+    replicates: dict[str, Replicates]
 
 
 def seed_for(key: str) -> int:
@@ -54,22 +54,18 @@ def throughput(key: str, measured: Sequence[RequestRecord]) -> Throughput:
     rates = {m: metrics.metric(m) for m in METRICS}
     rng = np.random.default_rng(seed_for(key))
     if len(repeats) >= 2:
-        per_repeat = {m: np.array([rates[m].per_repeat(group) for group in repeats], dtype=float) for m in METRICS}
-        distributions = {m: resampled_means(per_repeat[m], DEFAULT_RESAMPLES, rng) for m in METRICS}
-        estimates = {m: float(per_repeat[m].mean()) for m in METRICS}
+        replicates = {m: mean_replicates([rates[m].per_repeat(group) for group in repeats], DEFAULT_RESAMPLES, rng,
+                                         log=True) for m in METRICS}
         basis, samples = "repeats", len(repeats)
     else:
         requests = repeats[0]
-        estimates = {m: float(rates[m].per_repeat(requests)) for m in METRICS}
         seconds = np.array([r.e2e_s for r in requests])
-        busy_fraction = seconds.sum() / metrics.wall_span_s(requests)
-        distributions = {
-            m: resampled_ratios_of_sums(_counts(m, requests), seconds, DEFAULT_RESAMPLES, rng) * busy_fraction
-            for m in METRICS
-        }
+        busy_fraction = float(seconds.sum()) / metrics.wall_span_s(requests)
+        replicates = {m: ratio_of_sums_replicates(_counts(m, requests), seconds, DEFAULT_RESAMPLES, rng)
+                      .scaled(busy_fraction) for m in METRICS}
         basis, samples = "requests", len(requests)
-    intervals = {m: interval_from(estimates[m], distributions[m], samples, DEFAULT_CONFIDENCE) for m in METRICS}
-    return Throughput(key, basis, samples, intervals, distributions)
+    intervals = {m: replicates[m].interval(DEFAULT_CONFIDENCE) for m in METRICS}
+    return Throughput(key, basis, samples, intervals, replicates)
 
 
 def _counts(rate: str, requests: Sequence[RequestRecord]) -> np.ndarray:
@@ -79,10 +75,7 @@ def _counts(rate: str, requests: Sequence[RequestRecord]) -> np.ndarray:
 
 def relative(candidate: Throughput, reference: Throughput, metric: str = "output_tok_s") -> Interval:
     """candidate / reference for one metric; 1.5 means the candidate is 1.5x as fast."""
-    estimate = candidate.intervals[metric].estimate / reference.intervals[metric].estimate
-    with np.errstate(divide="ignore", invalid="ignore"):
-        distribution = candidate.distributions[metric] / reference.distributions[metric]
-    return interval_from(estimate, distribution, min(candidate.samples, reference.samples), DEFAULT_CONFIDENCE)
+    return candidate.replicates[metric].over(reference.replicates[metric]).interval(DEFAULT_CONFIDENCE)
 
 
 def verdict(ratio: Interval) -> str:

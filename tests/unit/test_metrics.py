@@ -104,6 +104,12 @@ def test_registering_a_taken_name_is_refused(monkeypatch):
         metrics.register(RequestMetric("ttft_s", "again", "s", Direction.LOWER_IS_BETTER, lambda r: r.ttft_s, ("p90",)))
 
 
+def test_statistics_interpolate_percentiles_linearly_and_are_nan_without_data():
+    assert metrics.statistic([1, 2, 3, 4, 5], "p50") == 3.0
+    assert metrics.statistic([1, 2, 3, 4, 5], "p90") == pytest.approx(4.6)
+    assert np.isnan(metrics.statistic([], "mean"))
+
+
 def test_unknown_statistic_is_a_programming_error():
     with pytest.raises(ValueError, match="unknown statistic"):
         metrics.statistic([1.0], "median")
