@@ -5,7 +5,7 @@ interval with benchbench's own functions (``bootstrap_mean_ci``, and ``bootstrap
 candidate whose true mean is 1.3x the baseline's) and checks that it holds the truth. Target:
 coverage >= 94.5% at n = 10 and n = 30 on the target distributions; exit 1 if one is missed.
 lognormal sigma 0.5 (skewness 1.75) is reported as a stress case, not a target. ``--compare``
-adds scipy.stats.bootstrap's percentile and BCa intervals on the same samples (needs scipy).
+adds scipy.stats.bootstrap's percentile and BCa intervals on the same samples (``pip install -e .[bench]``).
 
     python benchmarks/bootstrap_coverage.py [--trials 4000] [--resamples 4000] [--compare]
 """

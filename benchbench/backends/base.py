@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from benchbench.errors import BenchError
+from benchbench.results.records import RecordNote
 from benchbench.workload.build import WorkloadRequest
 
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
@@ -60,6 +61,8 @@ class Generation:
     image_tokens: int | None = None
     tiles: int | None = None
     finish_reason: str | None = None
+    notes: list[RecordNote] = field(default_factory=list)
+    """What the report's checks must show about this request (e.g. inter-token times not per token)."""
     details: dict[str, Any] = field(default_factory=dict)
 
 

@@ -85,6 +85,7 @@ class Measurement:
             token_ids=generation.token_ids,
             finish_reason=generation.finish_reason,
             fairness=check_fairness(request, generation, self.capabilities),
+            notes=generation.notes,
             details=generation.details,
         )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
-from benchbench.results.records import BackendOutcome, RequestRecord
+from benchbench.results.records import BackendOutcome, RecordNote, RequestRecord
 from benchbench.report.document import Block, Cell, Code, Note, Section, Table, cells
 from benchbench.report.inputs import BackendView, ReportInput
 from benchbench.report.outputs import backend_pairs
@@ -48,6 +48,8 @@ def problems(data: ReportInput) -> list[Block]:
                            "tiles and image tokens (where the engine reports them)", "good", "Fair run"))
     blocks += _disagreement_notes(data)
     for view in data.backends:
+        blocks += _record_notes(view, data.measured(view.key))
+    for view in data.backends:
         unchecked = sorted({item for r in data.measured(view.key) for item in r.fairness.unchecked})
         if unchecked:
             blocks.append(Note(f"{view.label}: {'; '.join(unchecked)}", "muted", "Not verifiable"))
@@ -59,12 +61,27 @@ def _violation_notes(view: BackendView, measured: list[RequestRecord]) -> list[B
     for record in measured:
         for violation in record.fairness.violations:
             by_message[_message_kind(violation)].append(f"{record.request_id}#{record.repeat}")
-    notes: list[Block] = []
-    for message, where in by_message.items():
-        examples = ", ".join(where[:EXAMPLE_IDS]) + (" ..." if len(where) > EXAMPLE_IDS else "")
-        notes.append(Note(f"{view.label}: {len(where)} measured request(s) with {message} (e.g. {examples})",
-                          "bad", "Fairness violation"))
-    return notes
+    return [Note(f"{view.label}: {len(where)} measured request(s) with {message} (e.g. {_examples(where)})",
+                 "bad", "Fairness violation") for message, where in by_message.items()]
+
+
+def _examples(where: list[str]) -> str:
+    return ", ".join(where[:EXAMPLE_IDS]) + (" ..." if len(where) > EXAMPLE_IDS else "")
+
+
+def _record_notes(view: BackendView, measured: list[RequestRecord]) -> list[Block]:
+    """The backend's typed notes on its requests, one line per kind with the first message and examples."""
+    by_kind: dict[str, list[tuple[RequestRecord, RecordNote]]] = defaultdict(list)
+    for record in measured:
+        for note in record.notes:
+            by_kind[note.kind].append((record, note))
+    blocks: list[Block] = []
+    for kind, hits in by_kind.items():
+        first = hits[0][1]
+        where = [f"{record.request_id}#{record.repeat}" for record, _ in hits]
+        blocks.append(Note(f"{view.label}: {len(hits)} measured request(s) noted {kind}: {first.message} "
+                           f"(e.g. {_examples(where)})", "warn" if first.severity == "warn" else "muted", "Backend note"))
+    return blocks
 
 
 def _message_kind(violation: str) -> str:

@@ -3,12 +3,11 @@ records carry them, else over text characters (the ``basis`` says which)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
+from rapidfuzz.distance import Levenshtein
 
 from benchbench.results.records import RequestRecord
 
@@ -55,7 +54,7 @@ def compare_sequences(a: Sequence, b: Sequence) -> SequenceComparison:
         exact_match=identical,
         agreement=same / longest,
         first_divergence=None if identical else prefix,
-        edit_distance=levenshtein(a, b) / longest,
+        edit_distance=Levenshtein.distance(a, b) / longest,
         length_a=len(a),
         length_b=len(b),
     )
@@ -67,23 +66,6 @@ def common_prefix(a: Sequence, b: Sequence) -> int:
         if x != y:
             return index
     return min(len(a), len(b))
-
-
-def levenshtein(a: Sequence, b: Sequence) -> int:
-    """Insertions, deletions and substitutions turning a into b; one numpy row per item of a."""
-    if not a or not b:
-        return max(len(a), len(b))
-    codes = {item: code for code, item in enumerate(dict.fromkeys(itertools.chain(a, b)))}
-    target = np.array([codes[item] for item in b])
-    offsets = np.arange(len(b) + 1)
-    previous = offsets.copy()
-    for row, item in enumerate(a, start=1):
-        substitute = previous[:-1] + (target != codes[item])
-        best = np.minimum(previous[1:] + 1, substitute)
-        # An insertion chain: current[j] = min over k <= j of best[k] + (j - k), a running minimum.
-        candidates = np.concatenate(([row], best)) - offsets
-        previous = np.minimum.accumulate(candidates) + offsets
-    return int(previous[-1])
 
 
 def compare_records(a: RequestRecord, b: RequestRecord) -> tuple[Basis, SequenceComparison]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from typing_extensions import Required, TypedDict
 
 from benchbench.errors import BenchError
@@ -23,7 +23,8 @@ from benchbench.results.load import LoadFields
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: records carry typed ``notes``; a version-1 record's inter-token warning (in ``details``) becomes one."""
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 log = logging.getLogger(__name__)
@@ -36,6 +37,18 @@ class Fairness(BaseModel):
     ok: bool
     violations: list[str] = Field(default_factory=list)
     unchecked: list[str] = Field(default_factory=list)
+
+
+class RecordNote(BaseModel):
+    """Something a backend observed about one request that a reader should know: not a fairness
+    violation, but a reason to read a number with care. The report's checks list them by ``kind``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str
+    """A short stable key that groups notes across requests, e.g. ``inter_token_chunks``."""
+    message: str
+    severity: Literal["warn", "info"] = "warn"
 
 
 class RequestRecord(BaseModel):
@@ -68,9 +81,20 @@ class RequestRecord(BaseModel):
     token_ids: list[int] | None = None
     finish_reason: str | None = None
     fairness: Fairness
+    notes: list[RecordNote] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     load: LoadFields | None = None
     """where the request ran in a load point (None: a serial run)"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade_schema_1(cls, data: Any) -> Any:
+        """Version 1 kept the OpenAI backend's inter-token warning as free text in ``details``."""
+        if isinstance(data, dict) and data.get("schema_version") == 1 and "inter_token_warning" in data.get("details", {}):
+            details = dict(data["details"])
+            note = {"kind": "inter_token_chunks", "message": details.pop("inter_token_warning")}
+            data = {**data, "details": details, "notes": [note]}
+        return data
 
 
 class BackendOutcome(BaseModel):
@@ -332,7 +356,7 @@ def to_dataframe(records: list[RequestRecord]) -> pd.DataFrame:
     """The one bridge to pandas: a row per record, fairness flattened to columns."""
     import pandas as pd
 
-    nested = {"fairness", "token_ids", "inter_token_s", "details"}
+    nested = {"fairness", "token_ids", "inter_token_s", "notes", "details"}
     columns = [name for name in RequestRecord.model_fields if name not in nested] + ["fair", "violations"]
     rows = []
     for record in records:

@@ -93,7 +93,7 @@ def test_every_10x_image_request_is_exact_fair_and_streamed(served, tmp_path):
         streamed = record.details["streamed_tokens"]
         assert 0 < record.ttft_s < record.e2e_s and len(record.inter_token_s) == streamed - 1
         assert record.details["stream_count_source"] == "one per content chunk" and 24 <= streamed <= 32
-        assert ("inter_token_warning" in record.details) == (streamed < 32)
+        assert [note.kind for note in record.notes] == (["inter_token_chunks"] if streamed < 32 else [])
         assert record.details["image_wrapper_tokens"] == 3  # <img>, </img> and the template's newline
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchbench.results.consistency import compare_backends, compare_records, compare_sequences, levenshtein, repeat_stability
+from benchbench.results.consistency import compare_backends, compare_records, compare_sequences, repeat_stability
 from benchbench.results.records import Fairness, RequestRecord
 
 
@@ -45,9 +45,12 @@ def test_two_empty_outputs_agree_and_one_empty_output_shares_nothing():
     ("a", "b", "distance"),
     [("kitten", "sitting", 3), ("flaw", "lawn", 2), ("", "abc", 3), ("abc", "abc", 0), ("abcdef", "azced", 3)],
 )
-def test_levenshtein_matches_textbook_values(a, b, distance):
-    assert levenshtein(a, b) == distance
-    assert levenshtein(b, a) == distance
+def test_edit_distance_is_textbook_levenshtein_over_characters_and_over_token_ids(a, b, distance):
+    longest = max(len(a), len(b))
+    assert compare_sequences(a, b).edit_distance * longest == pytest.approx(distance)
+    # The same edits over token ids as large as a real vocabulary's (Qwen2: 151643 is <|endoftext|>).
+    ids = {char: 151643 + ord(char) for char in a + b}
+    assert compare_sequences([ids[c] for c in b], [ids[c] for c in a]).edit_distance * longest == pytest.approx(distance)
 
 
 def _record(backend, request_id, text, token_ids=None, repeat=0, phase="measure"):

@@ -31,6 +31,7 @@ from benchbench.backends.openai.sglang import INTERNLM2_BUDGET, sglang_budget, s
 from benchbench.backends.openai.protocol import TRAITS, Dialect, baseline_body, request_body
 from benchbench.backends.openai.responses import DONE, ChatResult, StreamAccumulator, infer_tiles, parse_sse_data
 from benchbench.errors import BackendError, BenchError
+from benchbench.results.records import RecordNote
 from benchbench.workload.build import WorkloadRequest
 
 
@@ -236,6 +237,7 @@ class OpenAIBackend(Backend):
                 **image_details,
                 **connection_details,
             },
+            notes=_stream_notes(result),
         )
 
     def close(self) -> None:
@@ -273,13 +275,16 @@ def _image_counts(result: ChatResult, prepared: PreparedChat) -> tuple[int | Non
 
 
 def _stream_details(result: ChatResult) -> dict[str, Any]:
-    """How the stream's per-chunk token counts were known, and whether they add up."""
+    """How the stream's per-chunk token counts were known."""
     if result.streamed_tokens is None:
         return {}
-    details: dict[str, Any] = {"stream_count_source": result.stream_count_source, "streamed_tokens": result.streamed_tokens}
-    if result.streamed_tokens != result.output_tokens:
-        details["inter_token_warning"] = (
-            f"chunks accounted for {result.streamed_tokens} of {result.output_tokens} tokens; "
-            "inter-token times of multi-token chunks are not per token"
-        )
-    return details
+    return {"stream_count_source": result.stream_count_source, "streamed_tokens": result.streamed_tokens}
+
+
+def _stream_notes(result: ChatResult) -> list[RecordNote]:
+    """A stream whose chunks do not add up to the output: its inter-token times are not per token."""
+    if result.streamed_tokens is None or result.streamed_tokens == result.output_tokens:
+        return []
+    return [RecordNote(kind="inter_token_chunks", message=(
+        f"chunks accounted for {result.streamed_tokens} of {result.output_tokens} tokens; "
+        "inter-token times of multi-token chunks are not per token"))]
