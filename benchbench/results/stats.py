@@ -4,13 +4,12 @@ of two independent such estimates.
 The interval is the symmetric bootstrap-t (studentized bootstrap): each resample's estimate is
 studentized by that resample's own standard error, and the interval is estimate ± q·se with q the
 resamples' confidence quantile of |t|. Ratios are studentized on the log scale (delta-method
-standard errors), so their intervals stay positive and lean the way the data skew.
+standard errors), so their intervals stay positive. Below SMALL_SAMPLE samples q is Student's t.
 
 Why not a percentile or BCa interval: neither can reach beyond what the resamples' estimates span,
-so with few samples they are too narrow. ``benchmarks/bootstrap_coverage.py`` measures each on
-skewed latency-like data at n = 10 and 30 (README: the percentile bootstrap and scipy's BCa cover
-well under the nominal 95%; this interval reaches it). Pure functions over plain numbers; the same
-seed gives the same interval on every call.
+so with few samples they are too narrow. ``benchmarks/bootstrap_coverage.py`` measures coverage on
+skewed latency-like data at n = 10 and 30, beside scipy's percentile and BCa intervals (numbers in
+the README). Pure functions over plain numbers; the same seed gives the same interval on every call.
 """
 
 from __future__ import annotations
@@ -20,12 +19,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import t as student_t
 
 DEFAULT_RESAMPLES = 4000
 DEFAULT_CONFIDENCE = 0.95
 CHUNK_ELEMENTS = 1 << 21
 SMALL_SAMPLE = 10
-"""Below this many samples no bootstrap interval's coverage has been measured (see the coverage benchmark)."""
+"""From this many samples the bootstrap-t quantile is used (its coverage is measured at 10 and 30);
+with fewer, resamples are too coarse for it (three samples give wildly wide intervals) and Student's t is used."""
+ROUNDING = 1e-9
+"""A standard error this small relative to its estimate is rounding noise on identical values."""
 
 
 @dataclass(frozen=True)
@@ -73,23 +76,30 @@ class Replicates:
     log: bool = False
 
     def interval(self, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
-        """The symmetric bootstrap-t interval; none from a single sample, a point when the data do not vary.
-
-        Resamples whose own standard error is zero (every pick the same value) carry no t and are left out.
-        """
+        """estimate ± q·se: q from the resamples' studentized |t| (bootstrap-t) from SMALL_SAMPLE samples up,
+        below that Student's t with samples - 1 degrees of freedom; none from a single sample, a point
+        when the data do not vary."""
         back = math.exp if self.log else float
         point = _back(back, self.estimate)
         if self.samples < 2 or not math.isfinite(self.estimate):
             return Interval(point, math.nan, math.nan, confidence)
         if self.se == 0:
             return Interval(point, point, point, confidence)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.abs(self.estimates - self.estimate) / self.ses
-        t = t[np.isfinite(t)]
-        if t.size == 0:
-            return Interval(point, math.nan, math.nan, confidence)
-        half = float(np.quantile(t, confidence)) * self.se
+        quantile = self._bootstrap_t(confidence) if self.samples >= SMALL_SAMPLE else None
+        if quantile is None:
+            quantile = float(student_t.ppf((1 + confidence) / 2, self.samples - 1))
+        half = quantile * self.se
         return Interval(point, _back(back, self.estimate - half), _back(back, self.estimate + half), confidence)
+
+    def _bootstrap_t(self, confidence: float) -> float | None:
+        """The confidence quantile of |estimate* - estimate| / se* over the resamples.
+
+        A resample of identical values has a standard error of zero (up to rounding) and so no t.
+        """
+        studentizable = self.ses > ROUNDING * (1.0 if self.log else abs(self.estimate) or 1.0)
+        t = np.abs(self.estimates[studentizable] - self.estimate) / self.ses[studentizable]
+        t = t[np.isfinite(t)]
+        return float(np.quantile(t, confidence)) if t.size else None
 
     def scaled(self, factor: float) -> Replicates:
         """The same ratio multiplied by a constant (log scale only)."""
@@ -106,7 +116,12 @@ class Replicates:
 
 
 def _back(transform, value: float) -> float:
-    return transform(value) if math.isfinite(value) else value
+    if not math.isfinite(value):
+        return value
+    try:
+        return transform(value)
+    except OverflowError:
+        return math.inf
 
 
 def _resample_indices(size: int, resamples: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
