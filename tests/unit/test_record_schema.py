@@ -1,12 +1,16 @@
-"""Typed record notes: what a backend observed about a request reaches the report's checks."""
+"""The record schema: typed notes reach the report's checks; older records upgrade, newer ones are refused."""
 
 import json
 
+import pytest
+
 from benchbench.backends.openai.backend import _stream_notes
 from benchbench.backends.openai.responses import ChatResult
+from benchbench.errors import BenchError
 from benchbench.report.checks import problems
 from benchbench.report.inputs import load_input
 from benchbench.results.records import (
+    SCHEMA_VERSION,
     BackendOutcome,
     Fairness,
     Manifest,
@@ -66,3 +70,10 @@ def test_a_schema_1_record_has_its_inter_token_warning_turned_into_a_note(tmp_pa
 def test_notes_stay_out_of_the_flat_dataframe():
     frame = to_dataframe([record(0, [NOTE])])
     assert "notes" not in frame.columns and frame.loc[0, "e2e_s"] == 0.7
+
+
+def test_records_from_a_newer_benchbench_are_refused_with_the_fix(tmp_path):
+    newer = json.loads(record(0, []).model_dump_json()) | {"schema_version": SCHEMA_VERSION + 1}
+    run = write_run(tmp_path / "run", [json.dumps(newer)])
+    with pytest.raises(BenchError, match="newer than this benchbench .*upgrade benchbench"):
+        read_records(run)
