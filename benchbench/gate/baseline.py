@@ -141,11 +141,17 @@ def load_baseline(path: Path, model: type[BaseModel] = Snapshot):
 
 
 def upgrade_schema_1(data: dict[str, Any]) -> dict[str, Any]:
-    """A schema-1 baseline with its metrics renamed to the registry's names (samples unchanged)."""
-    backends = {}
-    for name, backend in (data.get("backends") or {}).items():
-        if isinstance(backend, dict) and isinstance(backend.get("metrics"), dict):
-            renamed = {SCHEMA_1_NAMES.get(metric, metric): samples for metric, samples in backend["metrics"].items()}
-            backend = {**backend, "metrics": renamed}
-        backends[name] = backend
-    return {**data, "schema_version": BASELINE_SCHEMA_VERSION, "backends": backends}
+    """A schema-1 baseline (a run's, or a sweep's cells) with its metrics renamed to the registry's names."""
+    upgraded = {**data, "schema_version": BASELINE_SCHEMA_VERSION}
+    if isinstance(data.get("backends"), dict):
+        upgraded["backends"] = {name: _renamed(backend) for name, backend in data["backends"].items()}
+    if isinstance(data.get("cells"), dict):
+        upgraded["cells"] = {cell: upgrade_schema_1(snap) if isinstance(snap, dict) else snap
+                             for cell, snap in data["cells"].items()}
+    return upgraded
+
+
+def _renamed(backend: Any) -> Any:
+    if not (isinstance(backend, dict) and isinstance(backend.get("metrics"), dict)):
+        return backend
+    return {**backend, "metrics": {SCHEMA_1_NAMES.get(m, m): samples for m, samples in backend["metrics"].items()}}

@@ -11,7 +11,8 @@ from benchbench.report.inputs import read_run
 from benchbench.report.throughput import throughput
 from benchbench.results.consistency import SequenceComparison, compare_records
 from benchbench.results.records import MANIFEST_FILE, RequestRecord
-from benchbench.results.stats import Interval, percentiles
+from benchbench.results import metrics
+from benchbench.results.stats import Interval
 from benchbench.sweep.cells import Cell, CellOutcome
 from benchbench.sweep.folder import SweepRecord, cell_dir
 from benchbench.sweep.spec import Objective
@@ -67,8 +68,7 @@ def _row(cell: Cell, outcome: CellOutcome, name: str, kind: str, status: str, me
     if measured:
         intervals = throughput(f"{cell.id}/{name}", measured).intervals
         for metric, (timing, q) in LATENCY_METRICS.items():
-            values = [getattr(r, timing) for r in measured if getattr(r, timing) is not None]
-            latency[metric] = percentiles(values, (q,))[q]
+            latency[metric] = metrics.metric(timing).aggregate(measured, f"p{q}")
     outputs: dict[str, RequestRecord] = {}
     for r in sorted(measured, key=lambda r: r.repeat):
         outputs.setdefault(r.request_id, r)
