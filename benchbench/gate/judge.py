@@ -202,8 +202,9 @@ def _repeats_note(baseline: Snapshot, run: Snapshot, rules: Sequence[Check]) -> 
     fewest = min(counts, default=0)
     if not any(isinstance(rule, RelativeCheck) for rule in rules) or not MIN_REPEATS <= fewest < DEFAULT_REPEATS:
         return []
-    return [f"{fewest} repeats: the decision rule is calibrated for {DEFAULT_REPEATS} (<= 1% false alarms at 5% "
-            "noise); with fewer, false alarms are more frequent (benchmarks/gate_power.py)"]
+    return [f"{fewest} repeats: the decision rule is calibrated for {DEFAULT_REPEATS} (<= 1% false alarms, >= 95% "
+            "of 10% drops caught at 5% noise); with fewer, real slowdowns are caught far less often "
+            "(benchmarks/gate_power.py)"]
 
 
 def _workload_block(baseline: Snapshot, run: Snapshot) -> str | None:
