@@ -39,7 +39,7 @@ def write_run(run_dir, lines: list[str]):
     (run_dir / "results.jsonl").write_text("\n".join(lines) + "\n")
     write_manifest(run_dir, Manifest(
         created_at="now", command=["test"], scenario={"name": "s"}, scenario_hash="s", workload_hash="w", repeats=1,
-        seed=0, model={}, settings={}, environment={},
+        seed=0, model={"path": "m"}, settings={"model_path": "m", "dtype": "float32"}, environment={},
         backends=[BackendOutcome(name="server", kind="openai", options={}, status="ok")]))
     return run_dir
 
