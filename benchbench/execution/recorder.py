@@ -24,8 +24,10 @@ POLL_S = 0.005
 
 
 class Recorder:
-    def __init__(self, sink: RecordSink, on_record: OnRecord):
-        self._sink, self._on_record = sink, on_record
+    def __init__(self, sink: RecordSink, on_record: OnRecord,
+                 annotate: Callable[[RequestRecord], RequestRecord] = lambda record: record):
+        """``annotate`` adds to each built record what only the worker knows (its GPU figures)."""
+        self._sink, self._on_record, self._annotate = sink, on_record, annotate
         self._pending: collections.deque[Measurement] = collections.deque()  # appends are atomic
         self._closing = threading.Event()
         self._error: BaseException | None = None
@@ -62,7 +64,7 @@ class Recorder:
                 return
 
     def _save(self, measurements: list[Measurement]) -> None:
-        records = [measurement.record() for measurement in measurements]
+        records = [self._annotate(measurement.record()) for measurement in measurements]
         for record in records:
             self._sink.append(record)
         self._sink.sync()  # one fsync for the batch

@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchbench.results.records import RequestRecord
+
 DEFAULT_HZ = 15.0
 TIMELINE_POINTS = 200  # kept per phase for the memory-over-time plot; peaks and means use every sample
 MIB = 2**20
@@ -85,6 +87,15 @@ class _Nvml:
     def energy_mj(self) -> list[int | None]:
         return [self.read(self.pynvml.nvmlDeviceGetTotalEnergyConsumption, h) for h in self.handles]
 
+    def energy_mj_total(self) -> float | None:
+        """The energy counters summed over GPUs (mJ since the driver loaded); None without them."""
+        readings = self.energy_mj()
+        return float(sum(readings)) if readings and None not in readings else None
+
+    def memory_mib_total(self) -> float | None:
+        readings = [self.read(self.pynvml.nvmlDeviceGetMemoryInfo, h) for h in self.handles]
+        return sum(r.used for r in readings) / MIB if readings and None not in readings else None
+
     def sample(self) -> list[tuple[float, float | None, float | None]]:
         """(memory used MiB, SM utilisation %, power W) per GPU."""
         rows = []
@@ -102,6 +113,18 @@ class _Nvml:
                 self.pynvml.nvmlShutdown()
             except Exception:  # shutting down must never fail a run
                 pass
+
+
+def _energy_at(rows: list, t: float, now_energy: float | None) -> float | None:
+    """The summed energy counter at ``t`` (seconds into the phase), interpolated between samples;
+    past the last sample, the reading just taken."""
+    later = next((i for i, row in enumerate(rows) if row[0] >= t), None)
+    if later is None:
+        return now_energy
+    if later == 0 or rows[later][3] is None or rows[later - 1][3] is None:
+        return rows[later][3]
+    (t0, *_, e0), (t1, *_, e1) = rows[later - 1], rows[later]
+    return e0 + (e1 - e0) * (t - t0) / (t1 - t0) if t1 > t0 else e1
 
 
 class _ProcessTree:
@@ -234,7 +257,28 @@ class ResourceSampler:
         self._thread_cpu_s = time.thread_time() - cpu0
 
     def _take(self) -> None:
-        self._rows.append((time.perf_counter() - self._t0, self._nvml.sample(), self._tree.rss_mib()))
+        per_gpu = self._nvml.sample()
+        energy = self._nvml.energy_mj_total() if per_gpu else None
+        self._rows.append((time.perf_counter() - self._t0, per_gpu, self._tree.rss_mib(), energy))
+
+    def annotate(self, record: RequestRecord) -> RequestRecord:
+        """The record with the GPU side of its own time span in ``details["resources"]``: the memory
+        peak seen and the summed energy counters at its start and end (mJ), so a repeat's or a load
+        point's energy is the last end minus the first start, however requests overlapped. Unchanged
+        without a GPU or outside a sampled phase. Called by the recorder's thread, off the timed span."""
+        if self.usage is not None or not getattr(self, "_rows", None) or not self._nvml.handles:
+            return record
+        start = record.started_at - self._started_at
+        end = start + record.e2e_s
+        rows = list(self._rows)  # the sampling thread appends meanwhile
+        now_energy, now_memory = self._nvml.energy_mj_total(), self._nvml.memory_mib_total()
+        inside = [sum(g[0] for g in row[1]) for row in rows if start <= row[0] <= end]
+        before = [row for row in rows if row[0] <= end]
+        peak = max([*inside, *([sum(g[0] for g in before[-1][1])] if before else []),
+                    *([now_memory] if now_memory is not None and (not rows or rows[-1][0] < end) else [])])
+        resources = {"gpu_mem_peak_mib": round(peak, 1), "energy_mj_start": _energy_at(rows, start, now_energy),
+                     "energy_mj_end": _energy_at(rows, end, now_energy)}  # fmt: skip
+        return record.model_copy(update={"details": {**record.details, "resources": resources}})
 
     def stop(self) -> ResourceUsage:
         if self.usage is None:
@@ -261,7 +305,7 @@ class ResourceSampler:
             ))  # fmt: skip
         step = max(1, len(rows) // TIMELINE_POINTS)
         timeline = [[round(t, 3), round(sum(g[0] for g in per_gpu), 1), round(rss, 1)]
-                    for t, per_gpu, rss in rows[::step]]  # fmt: skip
+                    for t, per_gpu, rss, _ in rows[::step]]  # fmt: skip
         return ResourceUsage(
             phase=self.phase, started_at=self._started_at, window_s=window_s, samples=len(rows), sampler_cpu_s=self._thread_cpu_s,
             host_rss_peak_mib=max(row[2] for row in rows), host_cpu_s=self._tree.cpu_s(),
