@@ -53,7 +53,8 @@ def run_backend(
     outcome = BackendOutcome(name=spec.name, kind=spec.kind, options=spec.options, status="running")
     backend = _make_backend(spec, settings)
     outcome.capabilities = vars(backend.capabilities)
-    recorder = Recorder(sink, on_record)
+    serving = ResourceSampler("serve", into=outcome.resources, enabled=settings.sample_resources)
+    recorder = Recorder(sink, on_record, annotate=serving.annotate)
     try:
         with ResourceSampler("load", into=outcome.resources, enabled=settings.sample_resources):
             t0 = time.perf_counter_ns()
@@ -64,7 +65,7 @@ def run_backend(
         backend.calibrate(workload.requests)
         on_loaded(outcome)
         if workload.load is not None:  # load points bring their own warmups and schedules
-            with ResourceSampler("serve", into=outcome.resources, enabled=settings.sample_resources):
+            with serving:
                 run_workload_load(backend, workload, recorder.record)
                 recorder.finish()
             outcome.status = "ok"
@@ -73,7 +74,7 @@ def run_backend(
         def measure(job: Job):
             return measure_request(backend, job.request, job.repeat)
 
-        with ResourceSampler("serve", into=outcome.resources, enabled=settings.sample_resources):
+        with serving:
             SERIAL.drive([Job(request, 0) for request in workload.warmup], measure, recorder.record)
             measured = [Job(request, repeat) for repeat in range(workload.repeats) for request in workload.measured_for(repeat)
                         if (request.request_id, repeat) not in done]

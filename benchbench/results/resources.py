@@ -60,3 +60,24 @@ def backend_figures(outcome: BackendOutcome, records: Sequence[RequestRecord]) -
         figures["load_host_rss_peak_mib"] = loaded["host_rss_peak_mib"]
     figures["gpu_error"] = (serve or load).get("gpu_error") if (serve or load) else "not sampled"
     return figures
+
+
+def _request_gpu(record: RequestRecord, key: str) -> float | None:
+    return ((record.details or {}).get("resources") or {}).get(key)
+
+
+def gpu_mem_peak_of(records: Sequence[RequestRecord]) -> float | None:
+    """The GPU memory peak over the records' spans (MiB, summed over GPUs); None if any lacks it."""
+    peaks = [_request_gpu(r, "gpu_mem_peak_mib") for r in records]
+    return max(peaks) if peaks and None not in peaks else None
+
+
+def joules_per_token_of(records: Sequence[RequestRecord]) -> float | None:
+    """Energy from the first record's start to the last one's end over their output tokens: right
+    however the requests overlapped (a load point); None if any record lacks the counters."""
+    starts = [_request_gpu(r, "energy_mj_start") for r in records]
+    ends = [_request_gpu(r, "energy_mj_end") for r in records]
+    tokens = sum(r.output_tokens for r in records)
+    if not records or None in starts or None in ends or not tokens:
+        return None
+    return (max(ends) - min(starts)) / 1000 / tokens

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from benchbench.results.records import BackendOutcome, Fairness, RequestRecord
 from benchbench.results.resources import backend_figures
 
@@ -54,3 +56,32 @@ def test_without_a_gpu_the_gpu_figures_are_none_with_nvmls_reason_and_host_figur
 def test_a_backend_that_was_never_sampled_says_so():
     figures = backend_figures(outcome(), [])
     assert figures["gpu_error"] == "not sampled" and figures["host_rss_peak_mib"] is None
+
+
+def with_gpu(record_: RequestRecord, peak: float, start_mj: float, end_mj: float) -> RequestRecord:
+    resources = {"gpu_mem_peak_mib": peak, "energy_mj_start": start_mj, "energy_mj_end": end_mj}
+    return record_.model_copy(update={"details": {"resources": resources}})
+
+
+def test_overlapping_requests_count_the_energy_of_their_joint_span_once():
+    from benchbench.results.resources import gpu_mem_peak_of, joules_per_token_of
+
+    overlapping = [with_gpu(record(1.0, 32), 20_000, 1_000, 5_000), with_gpu(record(1.1, 32), 21_000, 2_000, 6_400)]
+    assert joules_per_token_of(overlapping) == (6_400 - 1_000) / 1000 / 64
+    assert gpu_mem_peak_of(overlapping) == 21_000
+
+
+def test_a_record_without_gpu_figures_leaves_the_repeat_without_them():
+    from benchbench.results.resources import gpu_mem_peak_of, joules_per_token_of
+
+    mixed = [with_gpu(record(1.0, 32), 20_000, 1_000, 5_000), record(2.0, 32)]
+    assert gpu_mem_peak_of(mixed) is None and joules_per_token_of(mixed) is None
+
+
+def test_energy_between_samples_is_interpolated_and_past_the_last_is_the_fresh_reading():
+    from benchbench.execution.resources import _energy_at
+
+    rows = [(0.0, [], 0.0, 1_000.0), (0.1, [], 0.0, 2_000.0), (0.2, [], 0.0, 4_000.0)]
+    assert _energy_at(rows, 0.05, None) == pytest.approx(1_500.0)
+    assert _energy_at(rows, 0.15, None) == pytest.approx(3_000.0)
+    assert _energy_at(rows, 0.5, 9_000.0) == 9_000.0
