@@ -49,6 +49,8 @@ class ResourceUsage:
     host_cpu_s: float
     gpus: list[GpuUsage] = field(default_factory=list)
     gpu_error: str | None = None
+    annotate_error: str | None = None
+    """Why per-request GPU figures are missing from some records, if they are."""
     timeline: list[list[float]] = field(default_factory=list)
     """[seconds from start, GPU memory used (MiB, all GPUs), host RSS (MiB)] per kept sample."""
 
@@ -227,6 +229,7 @@ class ResourceSampler:
         self._rows: list[tuple[float, list, float]] = []
         self._thread_cpu_s = 0.0
         self.usage: ResourceUsage | None = None
+        self.annotate_error: str | None = None
 
     def __enter__(self) -> ResourceSampler:
         if self.enabled:
@@ -268,6 +271,13 @@ class ResourceSampler:
         without a GPU or outside a sampled phase. Called by the recorder's thread, off the timed span."""
         if self.usage is not None or not getattr(self, "_rows", None) or not self._nvml.handles:
             return record
+        try:
+            return self._annotated(record)
+        except Exception as exc:  # a measuring aid must never cost the run its record; the failure is kept
+            self.annotate_error = self.annotate_error or f"{type(exc).__name__}: {exc}"
+            return record
+
+    def _annotated(self, record: RequestRecord) -> RequestRecord:
         start = record.started_at - self._started_at
         end = start + record.e2e_s
         rows = list(self._rows)  # the sampling thread appends meanwhile
@@ -309,5 +319,5 @@ class ResourceSampler:
         return ResourceUsage(
             phase=self.phase, started_at=self._started_at, window_s=window_s, samples=len(rows), sampler_cpu_s=self._thread_cpu_s,
             host_rss_peak_mib=max(row[2] for row in rows), host_cpu_s=self._tree.cpu_s(),
-            gpus=gpus, gpu_error=self._nvml.error, timeline=timeline,
+            gpus=gpus, gpu_error=self._nvml.error, annotate_error=self.annotate_error, timeline=timeline,
         )  # fmt: skip
