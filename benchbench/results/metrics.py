@@ -18,6 +18,7 @@ from enum import Enum
 import numpy as np
 
 from benchbench.results.records import RequestRecord
+from benchbench.results.resources import gpu_mem_peak_of, joules_per_token_of
 
 _PERCENTILE = re.compile(r"^p(\d{1,2}(?:\.\d+)?)$")
 _STATISTICS: dict[str, Callable[[np.ndarray], float]] = {"mean": np.mean, "min": np.min, "max": np.max}
@@ -165,6 +166,11 @@ for _metric in (
                   display_unit="ms", display_scale=1e3),
     RequestMetric("tpot_s", "TPOT", "s", LATENCY, time_per_output_token_s, ("mean", "p50", "p90", "p99"),
                   "time per output token after the first (TTFT excluded)", display_unit="ms", display_scale=1e3),
+    RepeatMetric("gpu_mem_peak_mib", "GPU memory peak", "MiB", LATENCY, gpu_mem_peak_of,
+                 "device-wide GPU memory used at its highest during the repeat's requests, summed over GPUs (NVML)"),
+    RepeatMetric("joules_per_token", "Energy per output token", "J / token", LATENCY, joules_per_token_of,
+                 "GPU energy (NVML counters, summed over GPUs) from the repeat's first start to its last end, "
+                 "over its output tokens"),
 ):
     register(_metric)
 

@@ -85,3 +85,17 @@ def test_energy_between_samples_is_interpolated_and_past_the_last_is_the_fresh_r
     assert _energy_at(rows, 0.05, None) == pytest.approx(1_500.0)
     assert _energy_at(rows, 0.15, None) == pytest.approx(3_000.0)
     assert _energy_at(rows, 0.5, 9_000.0) == 9_000.0
+
+
+def test_gpu_memory_and_energy_are_gate_metrics_with_repeat_samples_from_the_records():
+    from benchbench.gate.rules import parse_rule
+    from benchbench.results.metrics import direction, repeat_samples
+
+    records = [with_gpu(record(1.0 + repeat, 32).model_copy(update={"repeat": repeat}), 20_000 + repeat, 0, 3_200)
+               for repeat in range(3)]  # fmt: skip
+    samples = repeat_samples(records)
+    assert samples["gpu_mem_peak_mib"] == [20_000, 20_001, 20_002] and samples["joules_per_token"] == [0.1] * 3
+    assert direction("gpu_mem_peak_mib").value == direction("joules_per_token").value == "lower"
+    assert parse_rule("gpu_mem_peak_mib: +5%").text == "gpu_mem_peak_mib: +5%"
+    assert parse_rule("joules_per_token: +10%").text == "joules_per_token: +10%"
+    assert "joules_per_token" not in repeat_samples([record(1.0, 32)])  # no GPU: no sample, the gate cannot judge it
