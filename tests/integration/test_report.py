@@ -30,7 +30,7 @@ def _html_section(html: str, anchor: str) -> str:
 
 def test_two_backend_report_shows_every_section(two_backend_run):
     html = (two_backend_run / "report.html").read_text()
-    for anchor in ("checks", "headline", "latency", "fairness", "consistency", "environment"):
+    for anchor in ("checks", "headline", "latency", "fairness", "consistency", "resources", "environment"):
         assert f'<section id="{anchor}">' in html, anchor
     for name in REPORT_FILES:
         assert (two_backend_run / name).stat().st_size > 0, name
@@ -40,7 +40,9 @@ def test_two_backend_report_shows_every_section(two_backend_run):
     assert "| transformers | " in markdown and "| repeats | 2 |" in markdown
     assert "Fair run" in _html_section(html, "checks")
     assert "python " in _html_section(html, "environment") and "benchbench run --scenario scenario.yaml" in html
-    assert html.count("data:image/png;base64,") == 4 == markdown.count("![")
+    # throughput, latency breakdown, latency CDFs, agreement heatmap, host memory over time
+    assert html.count("data:image/png;base64,") == 5 == markdown.count("![")
+    assert "memory_over_time.png" in markdown
 
 
 def test_rebuild_from_records_and_manifest_alone_is_byte_identical_but_for_the_generated_line(
