@@ -82,6 +82,7 @@ def run(scenario: str | Path | Scenario = "10x-image", options: RunOptions | Non
     from benchbench.config.overrides import apply_overrides
     from benchbench.config.scenario import Scenario, load_scenario
     from benchbench.execution import bench
+    from benchbench.execution.runlock import lock_run_dir
     from benchbench.execution.runner import RunSettings
     from benchbench.workload.build import build_workload
 
@@ -92,16 +93,24 @@ def run(scenario: str | Path | Scenario = "10x-image", options: RunOptions | Non
     model_path, model_info = bench.resolve_model(None if options.model is None else str(options.model))
     workload = build_workload(scenario)
     run_dir = bench.create_run_dir(Path(options.output_dir) if options.output_dir else bench.default_run_dir(scenario))
+    lock_run_dir(run_dir)  # before the manifest: of two runs racing for one folder, one writes
     settings = RunSettings(run_dir, model_path, scenario.dtype, options.device, scenario.seed, options.trust_remote_code)
     manifest = bench.start_run(scenario, workload, settings, model_info, list(options.command or sys.argv))
     return _execute(scenario, workload, manifest, run_dir, observer or RunObserver())
 
 
+RESUME_LOCK_WAIT_S = 20.0  # a killed run's worker sees its parent gone and ends itself (and its servers)
+
+
 def resume(run_dir: str | Path, observer: RunObserver | None = None) -> RunResult:
     """Finish an interrupted run folder without redoing its finished requests."""
     from benchbench.execution import bench
+    from benchbench.execution.processes import sweep_run_folder
+    from benchbench.execution.runlock import lock_run_dir
 
     run_dir = Path(run_dir)
+    lock_run_dir(run_dir, wait_s=RESUME_LOCK_WAIT_S)
+    sweep_run_folder(run_dir)  # a killed run's worker or server may linger; none may write beside us
     scenario, workload, manifest = bench.load_for_resume(run_dir)
     return _execute(scenario, workload, manifest, run_dir, observer or RunObserver())
 
@@ -114,18 +123,38 @@ def _execute(scenario: Scenario, workload: Workload, manifest: Manifest, run_dir
     try:
         manifest = bench.run_backends(scenario, manifest, run_dir, observer.record)
     except KeyboardInterrupt:
-        report(run_dir)
+        _run_report(run_dir)
         raise
-    return RunResult(run_dir, manifest, report(run_dir))
+    report_path = _run_report(run_dir)
+    manifest.report_status = "written"
+    return RunResult(run_dir, manifest, report_path)
+
+
+def _run_report(run_dir: Path) -> Path:
+    """The run's report, with the manifest saying "pending" until it is whole (an interruption leaves it so)."""
+    from benchbench.results.records import read_manifest, write_manifest
+
+    manifest = read_manifest(run_dir)
+    manifest.report_status = "pending"
+    write_manifest(run_dir, manifest)
+    return report(run_dir)
 
 
 def report(run_dir: str | Path, reference: str | None = None) -> Path:
     """Rebuild a run's (or a sweep folder's) report from its folder alone; returns report.html's path."""
     from benchbench.report import write_report
     from benchbench.sweep.folder import is_sweep_dir
+    from benchbench.results.records import read_manifest, write_manifest
     from benchbench.sweep.report import write_sweep_report
 
-    return write_sweep_report(Path(run_dir)) if is_sweep_dir(run_dir) else write_report(Path(run_dir), reference=reference)
+    if is_sweep_dir(run_dir):
+        return write_sweep_report(Path(run_dir))
+    path = write_report(Path(run_dir), reference=reference)
+    manifest = read_manifest(run_dir)
+    if manifest.report_status == "pending":  # a run interrupted while writing it: now it is whole
+        manifest.report_status = "written"
+        write_manifest(run_dir, manifest)
+    return path
 
 
 def compare(run_dirs: Sequence[str | Path], output_dir: str | Path | None = None, reference: str | None = None,

@@ -11,6 +11,7 @@ from benchbench.backends.base import parse_options
 from benchbench.backends.url import check_reachable
 from benchbench.environment import fingerprint, weights_hash
 from benchbench.errors import BenchError, ModelError
+from benchbench.execution.runlock import LOCK_FILE
 from benchbench.execution.isolation import Timeouts, run_isolated
 from benchbench.results.records import (
     MANIFEST_FILE,
@@ -40,7 +41,7 @@ def create_run_dir(path: Path) -> Path:
     """A fresh, writable run folder: new or empty, so a run never overwrites a file it did not write."""
     try:
         held = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
-        if RESULTS_FILE in held or MANIFEST_FILE in held:
+        if {RESULTS_FILE, MANIFEST_FILE, LOCK_FILE} & set(held):
             raise BenchError(f"output folder {path}: already holds a run; choose another --output-dir (or --resume {path})")
         if held:
             raise BenchError(f"output folder {path}: already holds files ({', '.join(held[:3])}); a run writes "

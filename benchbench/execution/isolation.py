@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchbench.execution.launch import log_tail
 from benchbench.execution.processes import GROUPS_FILE_ENV, registered_groups, stop_group
+from benchbench.execution.runlock import held_lock
 from benchbench.results.records import BackendOutcome, RequestRecord
 from benchbench.config.scenario import BackendSpec
 
@@ -50,10 +51,14 @@ def run_isolated(
         "PYTHONPATH": os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")])),
         GROUPS_FILE_ENV: str(groups_file),
     }
+    lock = held_lock(run_dir)
     with log_path.open("ab") as log:
+        # stdin is a pipe the parent never writes: when the parent dies, however, the worker reads EOF
+        # and ends itself and its servers (worker.watch_parent); the lock travels with it
         process = subprocess.Popen(
             [sys.executable, "-m", "benchbench.execution.worker", str(run_dir), str(index)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env, start_new_session=True,
+            pass_fds=() if lock is None else (lock,),
         )
     watch = _Watch(spec, timeouts, log_path)
     try:
@@ -73,6 +78,7 @@ def run_isolated(
         stop_group(process.pid, STOP_GRACE_S, process)
         process.wait()
         process.stdout.close()
+        process.stdin.close()
         if process.returncode != 0:  # a worker that died could not stop the servers it launched
             for pgid in registered_groups(groups_file):
                 stop_group(pgid, STOP_GRACE_S)

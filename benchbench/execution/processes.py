@@ -68,3 +68,22 @@ def registered_groups(path: Path) -> list[int]:
         return [int(line) for line in path.read_text().split()]
     except (OSError, ValueError):
         return []
+
+
+def sweep_run_folder(run_dir: Path, grace_s: float = 2.0) -> list[int]:
+    """End the process groups a killed run left behind in ``run_dir``: workers, their children and the
+    servers they launched all carry ``GROUPS_FILE_ENV`` naming a file in its ``logs/``, which no other
+    process has, so a reused pid is never mistaken for ours. Returns the groups ended."""
+    logs = (Path(run_dir) / "logs").resolve()
+    groups = set()
+    for process in psutil.process_iter():
+        try:
+            value = process.environ().get(GROUPS_FILE_ENV)
+            if value and Path(value).parent == logs and process.pid != os.getpid():
+                groups.add(os.getpgid(process.pid))
+        except (ProcessLookupError, psutil.Error):
+            continue
+    groups.discard(os.getpgrp())
+    for pgid in groups:
+        stop_group(pgid, grace_s)
+    return sorted(groups)

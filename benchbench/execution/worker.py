@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from benchbench.errors import BenchError
+from benchbench.execution.processes import GROUPS_FILE_ENV, registered_groups, stop_group
 from benchbench.results.records import BackendOutcome, RecordSink, RequestRecord, read_manifest, read_records
 from benchbench.execution.runner import RunSettings, run_backend
 from benchbench.config.scenario import parse_scenario
 from benchbench.workload.store import load_workload
+
+ORPHAN_GRACE_S = 2.0
 
 
 def _event_stream():
@@ -25,6 +30,23 @@ def _event_stream():
     events = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1, encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     return events
+
+
+def watch_parent(groups_file: Path | None) -> None:
+    """End this worker, its process group and the servers it launched as soon as the parent is gone.
+
+    The parent holds the write end of our stdin and never writes: EOF means it died (even by SIGKILL),
+    so nobody would read our events or stop our servers. A thread, so an engine busy in C still yields.
+    """
+
+    def watch() -> None:
+        while os.read(sys.stdin.fileno(), 1):
+            pass
+        for pgid in registered_groups(groups_file) if groups_file else []:
+            stop_group(pgid, ORPHAN_GRACE_S)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="benchbench-parent-watch", daemon=True).start()
 
 
 def run_worker(run_dir: Path, index: int, events) -> None:
@@ -59,4 +81,5 @@ def run_worker(run_dir: Path, index: int, events) -> None:
 
 
 if __name__ == "__main__":
+    watch_parent(Path(os.environ[GROUPS_FILE_ENV]) if os.environ.get(GROUPS_FILE_ENV) else None)
     run_worker(Path(sys.argv[1]), int(sys.argv[2]), _event_stream())
