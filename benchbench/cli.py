@@ -6,6 +6,7 @@ import functools
 import logging
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -115,17 +116,14 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
         concurrency=concurrency or (), rate=rate or (), sweep=sweep, arrivals=arrivals,
     )
     progress = _Progress(enabled=not no_progress)
+    interrupted = False
     with progress, _terminate_as_interrupt():
         try:
             result = api.resume(resume_dir, progress) if resume_dir else api.run(scenario_name, options, progress)
         except KeyboardInterrupt:
-            if progress.run_dir is None:
-                raise
-            from benchbench.results.records import read_manifest
-
-            _print_outcome(progress.run_dir, read_manifest(progress.run_dir), progress.run_dir / "report.html")
-            click.echo(f"interrupted: finished records are kept; continue with --resume {progress.run_dir}", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            interrupted = True
+    if interrupted:
+        _after_interrupt(progress.run_dir)
     _print_outcome(result.run_dir, result.manifest, result.report_path)
     if gates:
         sys.exit(_gate(result.run_dir, gates.baseline, gates.rules, gates.allow_different_hardware))
@@ -145,6 +143,28 @@ def _refuse_flags_with_resume(context: click.Context) -> None:
                          "drop them, or start a new run with them")
 
 
+def _after_interrupt(run_dir: Path | None) -> NoReturn:
+    """After Ctrl-C or SIGTERM: more of them are ignored (a second Ctrl-C must not turn 130 into a
+    traceback or click's "Aborted!"), the folder is left for --resume or 'benchbench report', exit 130."""
+    import signal
+
+    from benchbench.results.records import read_manifest
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if run_dir is None:
+        click.echo("interrupted before the run folder was written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    manifest = read_manifest(run_dir)
+    if manifest.report_status == "written":
+        _print_outcome(run_dir, manifest, run_dir / "report.html")
+    else:
+        click.echo(f"interrupted while the report was written; 'benchbench report {run_dir}' completes it", err=True)
+    if any(outcome.status != "ok" for outcome in manifest.backends):
+        click.echo(f"interrupted: finished records are kept; continue with --resume {run_dir}", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
 class _terminate_as_interrupt:
     """SIGTERM handled like Ctrl-C, so a killed run still closes its manifest and report."""
 
@@ -154,12 +174,14 @@ class _terminate_as_interrupt:
         def interrupt(signum, frame):
             raise KeyboardInterrupt
 
+        self._interrupt = interrupt
         self._previous = signal.signal(signal.SIGTERM, interrupt)
 
     def __exit__(self, *exc_info) -> None:
         import signal
 
-        signal.signal(signal.SIGTERM, self._previous)
+        if signal.getsignal(signal.SIGTERM) is self._interrupt:  # not once an interruption ignores it
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 class _Progress:

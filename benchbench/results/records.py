@@ -172,6 +172,8 @@ class Manifest(BaseModel):
     settings: SettingsFacts
     environment: EnvironmentFacts
     backends: list[BackendOutcome]
+    report_status: Literal["pending", "written"] | None = Field(
+        default=None, description="pending while the run's report is being written: an interruption leaves it so")
 
 
 class RecordSink:
