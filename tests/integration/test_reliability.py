@@ -14,9 +14,10 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from benchbench.execution.processes import group_members
+from benchbench.execution.processes import GROUPS_FILE_ENV, group_members
 from benchbench.results.records import read_manifest, read_records, write_manifest
 
 pytestmark = pytest.mark.slow
@@ -210,3 +211,86 @@ def test_a_full_disk_stops_the_run_in_one_line_keeps_records_and_resume_complete
     after = assert_valid_measured(run_dir)
     assert sorted(r.request_id for r in after) == [f"r{i:03d}" for i in range(10)]
     assert [r.model_dump() for r in after[: len(before)]] == [r.model_dump() for r in before]
+
+
+def run_processes(run_dir: Path) -> list[int]:
+    """Live processes started for this run folder (workers, their children, servers): they carry its groups file."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            value = process.environ().get(GROUPS_FILE_ENV, "")
+            if value.startswith(str(run_dir / "logs")) and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_sigkill_of_the_parent_ends_the_worker_and_an_immediate_resume_doubles_nothing(tmp_path):
+    process, run_dir = start_run(tmp_path)
+    wait_for_measured(run_dir, 2)
+    worker = worker_pid(process.pid)
+    process.kill()
+    process.communicate(timeout=60)
+    finished = resume(run_dir)  # at once: the orphan must end itself (or be swept), never write beside it
+    assert finished.returncode == 0, finished.stderr
+    assert not alive(worker) and not group_members(worker) and run_processes(run_dir) == []
+    measured = assert_valid_measured(run_dir)
+    assert sorted(r.request_id for r in measured) == [f"r{i:03d}" for i in range(10)]  # each once
+
+
+def test_a_process_left_by_a_killed_run_is_swept_before_resume_runs(tmp_path):
+    """A stand-in for a launched server whose worker died before it could stop it: own session, the run's env."""
+    process, run_dir = start_run(tmp_path, sleep_s=0.0)
+    process.communicate(timeout=300)
+    manifest = read_manifest(run_dir)
+    manifest.backends[0].status = "interrupted"
+    write_manifest(run_dir, manifest)
+    env = {**os.environ, GROUPS_FILE_ENV: str(run_dir / "logs" / "transformers.server-groups")}
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], env=env, start_new_session=True)
+    try:
+        assert resume(run_dir).returncode == 0
+        assert stand_in.wait(timeout=30) is not None
+    finally:
+        stand_in.kill()
+
+
+def test_four_runs_on_one_output_dir_at_once_only_one_writes(tmp_path):
+    scenario = tmp_path / "slow.yaml"
+    scenario.write_text(SLOW_SCENARIO % 0.0)
+    run_dir = tmp_path / "run"
+    argv = [sys.executable, str(ROOT / "run_bench.py"), "--scenario", str(scenario), "--output-dir", str(run_dir), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    runs = [subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    outcomes = [(run.wait(timeout=600), run.communicate()[1]) for run in runs]
+    assert sorted(code for code, _ in outcomes) == [0, 2, 2, 2], outcomes
+    for code, stderr in outcomes:
+        if code == 2:
+            assert len([line for line in stderr.splitlines() if line.startswith("error:")]) == 1, stderr
+            assert "Traceback" not in stderr
+    assert len(assert_valid_measured(run_dir)) == 10
+
+
+def test_sigterm_then_ctrl_c_while_the_report_is_written_exits_130_and_report_completes_it(tmp_path):
+    process, run_dir = start_run(tmp_path, sleep_s=0.0)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if read_manifest(run_dir).report_status == "pending":
+                break
+        except Exception:  # the manifest may be mid-replace; look again
+            pass
+        time.sleep(0.01)
+    else:
+        pytest.fail("the run never started its report")
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr
+    assert read_manifest(run_dir).report_status == "pending" and f"benchbench report {run_dir}" in stderr
+    rebuilt = subprocess.run([sys.executable, "-m", "benchbench", "report", str(run_dir)], cwd=ROOT, capture_output=True,
+                             text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert read_manifest(run_dir).report_status == "written" and (run_dir / "report.html").is_file()
