@@ -59,15 +59,15 @@ def run_worker(run_dir: Path, index: int, events) -> None:
     spec = scenario.backends[index]
     try:
         workload = load_workload(run_dir, manifest.workload_hash)
-        done = frozenset(
-            (r.request_id, r.repeat) for r in read_records(run_dir) if r.backend == spec.name and r.phase == "measure"
-        )
+        earlier = [r for r in read_records(run_dir) if r.backend == spec.name]
+        done = frozenset((r.request_id, r.repeat) for r in earlier if r.phase == "measure")
+        session = max((r.session for r in earlier), default=-1) + 1  # a resume measures a new stretch
     except BenchError as exc:
         send("outcome", BackendOutcome(name=spec.name, kind=spec.kind, options=spec.options, status="failed", error=str(exc)))
         return
     settings = RunSettings(**{**manifest.settings, "run_dir": run_dir, "model_path": Path(manifest.settings["model_path"]),
                               "request_timeout_s": scenario.timeouts.request_s, "load_timeout_s": scenario.timeouts.load_s})
-    sink = RecordSink(run_dir)
+    sink = RecordSink(run_dir, session)
     try:
         outcome = run_backend(
             spec, workload, settings, sink,

@@ -122,8 +122,13 @@ def register(metric: Metric) -> Metric:
 
 
 def wall_span_s(records: Sequence[RequestRecord]) -> float:
-    """From the first request's start to the last one's end: what a user waits for the whole repeat."""
-    return max(r.started_at + r.e2e_s for r in records) - min(r.started_at for r in records)
+    """From the first request's start to the last one's end, what a user waits for the whole repeat,
+    summed over uninterrupted sessions: a resumed run's interruption, restart and warmup are no one's
+    throughput."""
+    sessions: dict[int, list[RequestRecord]] = {}
+    for record in records:
+        sessions.setdefault(record.session, []).append(record)
+    return sum(max(r.started_at + r.e2e_s for r in group) - min(r.started_at for r in group) for group in sessions.values())
 
 
 def rate(name: str, label: str, unit: str, count: Callable[[RequestRecord], float], description: str) -> RepeatMetric:
@@ -148,9 +153,9 @@ def time_per_output_token_s(record: RequestRecord) -> float | None:
 LATENCY = Direction.LOWER_IS_BETTER
 for _metric in (
     rate("req_s", "Requests per second", "requests / s", lambda r: 1.0,
-         "measured requests over the repeat's wall span"),
+         "measured requests over the repeat's wall span (summed over uninterrupted sessions)"),
     rate("output_tok_s", "Output tokens per second", "output tokens / s", lambda r: float(r.output_tokens),
-         "output tokens over the repeat's wall span"),
+         "output tokens over the repeat's wall span (summed over uninterrupted sessions)"),
     RequestMetric("preprocess_s", "preprocessing", "s", LATENCY, lambda r: r.preprocess_s,
                   description="client-side image preprocessing and request preparation"),
     RequestMetric("ttft_s", "TTFT", "s", LATENCY, lambda r: r.ttft_s, ("mean", "p50", "p90", "p99"),

@@ -84,6 +84,8 @@ class RequestRecord(BaseModel):
     notes: list[RecordNote] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     load: LoadFields | None = None
+    session: int = Field(default=0, ge=0, description="which uninterrupted stretch of this backend's run wrote it: "
+                         "0 the first, one more per resume; rates are measured within a stretch, never across a gap")
     """where the request ran in a load point (None: a serial run)"""
 
     @model_validator(mode="before")
@@ -182,14 +184,16 @@ class RecordSink:
     Unbuffered: a failed write (full disk) raises at once and leaves nothing queued to write later.
     """
 
-    def __init__(self, run_dir: Path):
-        self.path = run_dir / RESULTS_FILE
+    def __init__(self, run_dir: Path, session: int = 0):
+        self.path, self.session = run_dir / RESULTS_FILE, session
         try:
             self._file = self.path.open("ab", buffering=0)
         except OSError as exc:
             raise _write_error(self.path, exc) from None
 
     def append(self, record: RequestRecord) -> None:
+        if record.session != self.session:
+            record = record.model_copy(update={"session": self.session})
         line = memoryview((record.model_dump_json() + "\n").encode("utf-8"))
         try:
             while line:

@@ -36,6 +36,7 @@ backends:
 
 
 def start_run(tmp_path: Path, *extra: str, sleep_s: float = 0.04) -> tuple[subprocess.Popen, Path]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     scenario = tmp_path / "slow.yaml"
     scenario.write_text(SLOW_SCENARIO % sleep_s)
     run_dir = tmp_path / "run"
@@ -294,3 +295,26 @@ def test_sigterm_then_ctrl_c_while_the_report_is_written_exits_130_and_report_co
                              text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert read_manifest(run_dir).report_status == "written" and (run_dir / "report.html").is_file()
+
+
+def summary_req_s(run_dir: Path) -> float:
+    import csv
+
+    with (run_dir / "summary.csv").open() as handle:
+        return float(next(csv.DictReader(handle))["req_s"])
+
+
+def test_throughput_of_an_interrupted_and_resumed_run_leaves_out_the_interruption(tmp_path):
+    """The gap, the restart and the new warmup are in no session's span: req/s stays near an uninterrupted run's."""
+    whole, whole_dir = start_run(tmp_path / "whole")
+    whole.communicate(timeout=300)
+    assert whole.returncode == 0
+    cut, cut_dir = start_run(tmp_path / "cut")
+    wait_for_measured(cut_dir, 4)
+    cut.send_signal(signal.SIGTERM)
+    cut.communicate(timeout=120)
+    time.sleep(5)  # the interruption: far longer than the whole run's measured span
+    assert resume(cut_dir).returncode == 0
+    measured = assert_valid_measured(cut_dir)
+    assert len(measured) == 10 and {r.session for r in measured} == {0, 1}
+    assert summary_req_s(cut_dir) > 0.6 * summary_req_s(whole_dir)
