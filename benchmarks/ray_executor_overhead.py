@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--ray-address", default=None, help="default: a fresh local Ray instance")
     args = parser.parse_args()
     os.environ.setdefault("RAY_memory_monitor_refresh_ms", "0")  # a shared machine's memory is not ours to police
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # else ray.init writes ~/.ray/auth_token, which later `ray start`s adopt
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "base.yaml").write_text(SCENARIO)
         spec = parse_sweep({"scenario": str(Path(folder) / "base.yaml"), "axes": {"seed": list(range(args.cells))}}, "bench")

@@ -18,6 +18,9 @@ RAY_CLI = "from ray.scripts.scripts import main; main()"
 NO_MEMORY_MONITOR = {"RAY_memory_monitor_refresh_ms": "0"}
 """Ray's memory monitor kills workers when the whole machine passes 95% memory; on a machine shared with
 other jobs that is their memory, not the test's (Ray's "Out-Of-Memory Prevention" page: 0 disables it)."""
+NO_TOKEN_AUTH = {"RAY_AUTH_MODE": "disabled"}
+"""Ray 2.60's ``ray start`` turns token authentication on when ~/.ray/auth_token exists (any earlier
+``ray.init()`` writes one), while a driver given an explicit address does not: both sides say "disabled"."""
 
 
 def free_port() -> int:
@@ -42,7 +45,7 @@ def start_cluster(env: dict[str, str], num_cpus: int = 2, timeout_s: float = 300
     argv = [sys.executable, "-c", RAY_CLI, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
             "--num-cpus", str(num_cpus), "--num-gpus", "0", "--temp-dir", str(temp_dir), "--include-dashboard", "false",
             "--disable-usage-stats"]
-    starter = subprocess.Popen(argv, env={**env, **NO_MEMORY_MONITOR}, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    starter = subprocess.Popen(argv, env={**env, **NO_MEMORY_MONITOR, **NO_TOKEN_AUTH}, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output, _ = starter.communicate(timeout=timeout_s)
     cluster = LocalRayCluster(f"127.0.0.1:{port}", temp_dir, starter.pid)
     if starter.returncode != 0:

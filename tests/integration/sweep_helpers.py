@@ -38,7 +38,7 @@ def write_sweep(folder: Path, extra: str = "") -> Path:
 
 
 def cli_env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "RAY_AUTH_MODE": "disabled"}
 
 
 def sweep_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:

@@ -75,7 +75,8 @@ class RayExecutor:
                      logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = self.address or "a local instance"
-            raise SweepError(f"Ray at {where}: cannot connect ({str(exc).splitlines()[0]}); check --ray-address") from None
+            raise SweepError(f"Ray at {where}: cannot connect ({str(exc).splitlines()[0]}); check --ray-address, and if "
+                             "the cluster uses token authentication set RAY_AUTH_MODE=token with its token") from None
         try:
             self._check_fits()
         except SweepError:
