@@ -38,6 +38,8 @@ class RunOptions(ScenarioOverrides):
     """Default placement of in-process engines: "cpu", "cuda" or None (CUDA when there is one)."""
     output_dir: str | Path | None = None
     """Run folder [reports/<scenario>-<time>]."""
+    output_dir_owned: tuple[str, ...] = ()
+    """Names the caller itself put in ``output_dir`` for this run (a sweep cell's cell.json and logs/)."""
     trust_remote_code: bool = False
     command: Sequence[str] | None = None
     """The command recorded in the manifest to reproduce the run [sys.argv]."""
@@ -92,7 +94,8 @@ def run(scenario: str | Path | Scenario = "10x-image", options: RunOptions | Non
     bench.check_backends(scenario)
     model_path, model_info = bench.resolve_model(None if options.model is None else str(options.model))
     workload = build_workload(scenario)
-    run_dir = bench.create_run_dir(Path(options.output_dir) if options.output_dir else bench.default_run_dir(scenario))
+    run_dir = bench.create_run_dir(Path(options.output_dir) if options.output_dir else bench.default_run_dir(scenario),
+                                  owned=options.output_dir_owned)
     lock_run_dir(run_dir)  # before the manifest: of two runs racing for one folder, one writes
     settings = RunSettings(run_dir, model_path, scenario.dtype, options.device, scenario.seed, options.trust_remote_code)
     manifest = bench.start_run(scenario, workload, settings, model_info, list(options.command or sys.argv))

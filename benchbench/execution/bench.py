@@ -37,10 +37,11 @@ def default_run_dir(scenario: Scenario) -> Path:
     return REPORTS_ROOT / f"{scenario.name}-{stamp}"
 
 
-def create_run_dir(path: Path) -> Path:
-    """A fresh, writable run folder: new or empty, so a run never overwrites a file it did not write."""
+def create_run_dir(path: Path, owned: tuple[str, ...] = ()) -> Path:
+    """A fresh, writable run folder: new or empty but for ``owned`` (files the caller put there for this run),
+    so a run never overwrites a file it did not write."""
     try:
-        held = sorted(entry.name for entry in path.iterdir()) if path.is_dir() else []
+        held = sorted(entry.name for entry in path.iterdir() if entry.name not in owned) if path.is_dir() else []
         if {RESULTS_FILE, MANIFEST_FILE, LOCK_FILE} & set(held):
             raise BenchError(f"output folder {path}: already holds a run; choose another --output-dir (or --resume {path})")
         if held:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from benchbench.errors import BenchError
 from benchbench.sweep.cells import Cell
-from benchbench.sweep.run_cell import CELL_FILE, PARENT_ENV, SCRATCH_ENV
+from benchbench.sweep.run_cell import CELL_FILE, CELL_LOG, PARENT_ENV, SCRATCH_ENV
 
 PR_SET_PDEATHSIG = 1
 
@@ -47,6 +47,7 @@ def main(cell_dir: Path) -> int:
 
     cell = Cell.model_validate_json((cell_dir / CELL_FILE).read_text(encoding="utf-8"))
     options = benchbench.RunOptions(model=cell.model, device=cell.device, output_dir=cell_dir,
+                                    output_dir_owned=(CELL_FILE, CELL_LOG.parts[0]),
                                     trust_remote_code=cell.trust_remote_code, command=["benchbench", "sweep", "cell", cell.id])
     try:
         return 0 if benchbench.run(parse_scenario(cell.scenario, f"of sweep cell {cell.id}"), options).ok else 1
