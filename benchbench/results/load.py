@@ -1,7 +1,8 @@
 """What a request records about the load it ran under, and what a load point adds up to.
 
 A point's rates come from its own wall span (first send to last answer), so a slow first
-request and a long tail both count. Goodput counts the requests that met every SLO threshold.
+request and a long tail both count; a point measured in several repeats (each with its own
+clock) spans the sum of its repeats' spans. Goodput counts the requests that met every SLO threshold.
 A point is *within the SLO* when its p99 TTFT and p99 TPOT meet the thresholds and its error
 rate stays under the scenario's limit; the headline is, per engine, the highest achieved
 request rate among such points. A point is *client-limited* when the client's own scheduling
@@ -51,6 +52,7 @@ class PointRequest:
     """The numbers a point summary needs from one measured request."""
 
     load: LoadFields
+    repeat: int
     done_s: float
     output_tokens: int
     ttft_s: float | None
@@ -100,15 +102,16 @@ def summarize_point(
 ) -> PointSummary:
     first = requests[0].load
     ok = [r for r in requests if r.load.status == "ok"]
-    span = max(r.done_s for r in requests) - min(r.load.sent_s for r in requests)
+    repeats = _by_repeat(requests)
+    span = sum(max(r.done_s for r in group) - min(r.load.sent_s for r in group) for group in repeats)
     has_slo = ttft_limit_s is not None or tpot_limit_s is not None
     good = sum(meets_slo(r.ttft_s, r.tpot_s, ttft_limit_s, tpot_limit_s) for r in ok)
     ttft, tpot = [r.ttft_s for r in ok], [r.tpot_s for r in ok]
     lags = [r.load.lag_s for r in requests]
     sent_req_s = None
-    if first.point_kind == "rate" and len(requests) > 1:
-        send_span = max(r.load.sent_s for r in requests) - min(r.load.sent_s for r in requests)
-        due_span = max(r.load.due_s for r in requests) - min(r.load.due_s for r in requests)
+    if first.point_kind == "rate" and len(requests) > len(repeats):
+        send_span = sum(max(r.load.sent_s for r in group) - min(r.load.sent_s for r in group) for group in repeats)
+        due_span = sum(max(r.load.due_s for r in group) - min(r.load.due_s for r in group) for group in repeats)
         sent_req_s = first.point_value * due_span / send_span if send_span > 0 else None
     summary = PointSummary(
         point=first.point, kind=first.point_kind, value=first.point_value, requests=len(requests),
@@ -130,6 +133,13 @@ def summarize_point(
     return PointSummary(**{**summary.__dict__, "within_slo": within, "client_limited": limited})
 
 
+def _by_repeat(requests: Sequence[PointRequest]) -> list[list[PointRequest]]:
+    groups: dict[int, list[PointRequest]] = {}
+    for request in requests:
+        groups.setdefault(request.repeat, []).append(request)
+    return list(groups.values())
+
+
 def sustained(points: Sequence[PointSummary]) -> PointSummary | None:
     """The point with the highest achieved request rate among those within the SLO."""
     within = [p for p in points if p.within_slo]
@@ -146,4 +156,4 @@ def tpot_s(record) -> float | None:
 def point_request(record) -> PointRequest:
     """A measured record's part in its point (``record.load`` is set)."""
     load = record.load
-    return PointRequest(load, load.sent_s + record.e2e_s, record.output_tokens, record.ttft_s, tpot_s(record))
+    return PointRequest(load, record.repeat, load.sent_s + record.e2e_s, record.output_tokens, record.ttft_s, tpot_s(record))

@@ -24,5 +24,5 @@ def test_serve_sweep_reports_each_engines_points_headline_and_curves(run_bench, 
     assert "| batched | static | 8 |" in report and "| serial | static | 1 |" in report
     for label in ("batched", "serial"):
         assert f"*{label}: rates over each point's wall span" in report
-    assert report.count("| concurrency=2 |") == 2
+    assert report.count("| concurrency=2 | 4 |") == 2  # one row per engine's point table, 2 repeats x 2 requests
     assert (out / "load_curves.png").stat().st_size > 0 and (out / "load_levels.png").stat().st_size > 0

@@ -9,10 +9,10 @@ from benchbench.results.load import LoadFields, PointRequest, meets_slo, summari
 
 
 def request(sent: float, done: float, ttft: float, tpot: float, *, kind="concurrency", value=2.0, due=None,
-            lag=None, status="ok", tokens=10) -> PointRequest:  # fmt: skip
+            lag=None, status="ok", tokens=10, repeat=0) -> PointRequest:  # fmt: skip
     load = LoadFields(point=f"{kind}={value:g}", point_kind=kind, point_value=value, due_s=sent if due is None else due,
                       sent_s=sent, lag_s=lag, in_flight_at_send=1, status=status)  # fmt: skip
-    return PointRequest(load, done, tokens if status == "ok" else 0, ttft if status == "ok" else None, tpot)
+    return PointRequest(load, repeat, done, tokens if status == "ok" else 0, ttft if status == "ok" else None, tpot)
 
 
 def test_rates_come_from_the_points_wall_span_and_count_only_answered_requests():
@@ -22,6 +22,14 @@ def test_rates_come_from_the_points_wall_span_and_count_only_answered_requests()
     assert summary.output_tok_s == pytest.approx(20 / 4.0)
     assert (summary.requests, summary.errors, summary.error_rate) == (3, 1, pytest.approx(1 / 3))
     assert summary.goodput_req_s is None and summary.within_slo is None
+
+
+def test_repeats_of_a_point_each_start_their_own_clock_so_their_spans_add_up():
+    # two repeats of 1 s each, both timed from their own start: 4 answers over 2 s, not over 1 s
+    requests = [request(0.0, 0.5, 0.1, 0.01, repeat=r) for r in (0, 1)] + [request(0.5, 1.0, 0.1, 0.01, repeat=r) for r in (0, 1)]
+    assert summarize_point(requests).achieved_req_s == pytest.approx(4 / 2.0)
+    rate = [request(i * 0.25, i * 0.25 + 0.1, 0.05, 0.01, kind="rate", value=4, repeat=r) for r in (0, 1) for i in range(4)]
+    assert summarize_point(rate).sent_req_s == pytest.approx(4.0)
 
 
 def test_goodput_counts_requests_meeting_every_threshold():
