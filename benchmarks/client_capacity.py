@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchbench.workload.arrivals import send_offsets  # noqa: E402
-from benchbench.execution.http_stream import ConnectionPool, render_post  # noqa: E402
+from benchbench.backends.http_wire import ConnectionPool, Origin, render_request  # noqa: E402
 from benchbench.execution.launch import ServerSpec, free_port, launch  # noqa: E402
 from benchbench.execution.loadclient import LoadClient  # noqa: E402
 from peer_clients import peer_closed_loop_rows, peer_ttft_rows, standin_stats  # noqa: E402
@@ -55,9 +55,9 @@ def start_standin(log_dir: Path, *flags: str):
     return launch(ServerSpec("StandInStreamServer", argv, port, log_dir / f"standin-{port}.log", startup_timeout_s=30))
 
 
-def verified(payloads: list[bytes]) -> bool:
+def verified(payloads: list[str]) -> bool:
     """32 tokens in content events (each ``" t{i}"``), then usage, then ``[DONE]``."""
-    if not payloads or payloads[-1] != b"[DONE]":
+    if not payloads or payloads[-1] != "[DONE]":
         return False
     text = "".join(
         choice["delta"].get("content", "") for data in payloads[:-1] for choice in json.loads(data)["choices"]
@@ -68,14 +68,15 @@ def verified(payloads: list[bytes]) -> bool:
 # --- 1. the HTTP library, in one process, same closed loop ---------------------------------------
 
 
-async def _raw_loop(port: int, count: int, concurrency: int) -> list[list[bytes]]:
-    pool, request, results = ConnectionPool("127.0.0.1", port), render_post("127.0.0.1", port, PATH, BODY), []
+async def _raw_loop(port: int, count: int, concurrency: int) -> list[list[str]]:
+    origin = Origin("127.0.0.1", port)
+    pool, request, results = ConnectionPool(origin), render_request(origin, "POST", PATH, BODY), []
     await pool.prewarm(concurrency)
 
     async def slot(share: int) -> None:
         for _ in range(share):
             connection = await pool.acquire()
-            response = await connection.request(request)
+            response = await connection.request(request, sse=True)
             pool.release(connection, response.reusable)
             results.append([data for _, data in response.events])
 
@@ -84,7 +85,7 @@ async def _raw_loop(port: int, count: int, concurrency: int) -> list[list[bytes]
     return results
 
 
-async def _httpx_loop(port: int, count: int, concurrency: int) -> list[list[bytes]]:
+async def _httpx_loop(port: int, count: int, concurrency: int) -> list[list[str]]:
     import httpx
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -94,13 +95,13 @@ async def _httpx_loop(port: int, count: int, concurrency: int) -> list[list[byte
         async def slot(share: int) -> None:
             for _ in range(share):
                 async with client.stream("POST", PATH, content=BODY, headers={"Content-Type": "application/json"}) as r:
-                    results.append([line[5:].strip().encode() async for line in r.aiter_lines() if line.startswith("data:")])
+                    results.append([line[5:].strip() async for line in r.aiter_lines() if line.startswith("data:")])
 
         await asyncio.gather(*(slot(count // concurrency) for _ in range(concurrency)))
     return results
 
 
-async def _aiohttp_loop(port: int, count: int, concurrency: int) -> list[list[bytes]]:
+async def _aiohttp_loop(port: int, count: int, concurrency: int) -> list[list[str]]:
     import aiohttp
 
     results = []
@@ -110,7 +111,7 @@ async def _aiohttp_loop(port: int, count: int, concurrency: int) -> list[list[by
         async def slot(share: int) -> None:
             for _ in range(share):
                 async with session.post(PATH, data=BODY, headers={"Content-Type": "application/json"}) as r:
-                    results.append([line[5:].strip() async for line in r.content if line.startswith(b"data:")])
+                    results.append([line[5:].strip().decode() async for line in r.content if line.startswith(b"data:")])
 
         await asyncio.gather(*(slot(count // concurrency) for _ in range(concurrency)))
     return results
@@ -171,8 +172,8 @@ def client_cpu_ms(client: LoadClient, before: float, requests: int) -> float:
 
 
 def closed_loop_rows(port: int, count: int, processes: int) -> tuple[list[str], float]:
-    request = render_post("127.0.0.1", port, PATH, BODY)
-    with LoadClient("127.0.0.1", port, processes=processes, connections=64) as client:
+    request = render_request(Origin("127.0.0.1", port), "POST", PATH, BODY)
+    with LoadClient(Origin("127.0.0.1", port), processes=processes, connections=64) as client:
         client.run_point([request] * 256, None, 64, deadline_s=60)  # warm the processes and connections
         cpu = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in client.pids)
         stats = point_stats(client.run_point([request] * count, None, 64, deadline_s=60))
@@ -183,9 +184,9 @@ def closed_loop_rows(port: int, count: int, processes: int) -> tuple[list[str], 
 
 
 def open_loop_rows(port: int, rates: list[float], seconds: float, processes: int) -> tuple[list[str], float]:
-    request = render_post("127.0.0.1", port, PATH, BODY)
+    request = render_request(Origin("127.0.0.1", port), "POST", PATH, BODY)
     rows, best = [], 0.0
-    with LoadClient("127.0.0.1", port, processes=processes, connections=128) as client:
+    with LoadClient(Origin("127.0.0.1", port), processes=processes, connections=128) as client:
         for rate in rates:
             count = int(rate * seconds)
             offsets = send_offsets("poisson", rate, count, seed=0)
@@ -200,8 +201,8 @@ def open_loop_rows(port: int, rates: list[float], seconds: float, processes: int
 
 def ttft_error_rows(port: int, count: int) -> tuple[list[str], dict]:
     """Client TTFT/E2E minus the stand-in's own (request read to first/last token written), p50."""
-    request = render_post("127.0.0.1", port, PATH, BODY)
-    with LoadClient("127.0.0.1", port, processes=1, connections=64) as client:
+    request = render_request(Origin("127.0.0.1", port), "POST", PATH, BODY)
+    with LoadClient(Origin("127.0.0.1", port), processes=1, connections=64) as client:
         client.run_point([request] * 64, None, 64, deadline_s=60)
         standin_stats(port, reset=True)
         exchanges = client.run_point([request] * count, None, 64, deadline_s=60)

@@ -16,9 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from benchbench.backends.base import Backend, Generation
-from benchbench.backends.openai.client import CHAT_PATH
 from benchbench.config.load import LoadPoint, LoadSpec, SloSpec
-from benchbench.execution.http_stream import render_post
 from benchbench.execution.inprocess_load import LoadJob, ServedRequest, serve_point
 from benchbench.execution.loadclient import Exchange, LoadClient
 from benchbench.execution.measure import Measurement
@@ -72,10 +70,9 @@ def run_workload_load(backend: Backend, workload: Workload, record: Callable[[Lo
     spec = LoadSpec.model_validate(plan["spec"])
     if backend.concurrency.batching != "server":
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_point)
-    host, port, headers = backend.load_endpoint()
     connections = min(256, max([*(spec.concurrency or []), spec.max_in_flight or 0, 16]))
-    with LoadClient(host, port, processes=1, connections=connections) as client:
-        serve = HttpServer(backend, client, headers)
+    with LoadClient(backend.load_origin(), processes=1, connections=connections) as client:
+        serve = HttpServer(backend, client)
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve)
 
 
@@ -137,16 +134,15 @@ MAX_DURATION_REQUESTS = 100_000
 
 
 class HttpServer:
-    """Serves a point's jobs through the load client: bodies prepared before the point (untimed),
-    sent on the strategy's schedule, each answer parsed by the backend after the point."""
+    """Serves a point's jobs through the load client: requests prepared and rendered before the
+    point (untimed), sent on the strategy's schedule, each answer parsed by the backend after it."""
 
-    def __init__(self, backend: Backend, client: LoadClient, headers: dict[str, str]):
-        self.backend, self.client, self.headers = backend, client, headers
+    def __init__(self, backend: Backend, client: LoadClient):
+        self.backend, self.client = backend, client
 
     def __call__(self, backend: Backend, jobs: Sequence[LoadJob], strategy, seed: int, duration_s: float | None) -> list[ServedRequest]:
-        host, port = self.client.host, self.client.port
         prepared = [backend.prepare(job.request) for job in jobs]
-        bodies = [render_post(host, port, CHAT_PATH, backend.load_body(p), self.headers) for p in prepared]
+        bodies = [p.request for p in prepared]
         offsets = strategy.due_offsets(len(jobs), seed)
         deadline_s = backend.context.network_deadline_s(getattr(backend.options, "request_timeout_s", None))
         exchanges = self.client.run_point(bodies, offsets, strategy.max_in_flight, deadline_s, duration_s)

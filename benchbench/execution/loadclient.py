@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
 from typing import Literal
 
-from benchbench.execution.http_stream import Connection, ConnectionPool, Response
+from benchbench.backends.http_wire import Connection, ConnectionPool, HttpProtocolError, Origin, Response
 
 Status = Literal["ok", "error", "timeout"]
 
@@ -40,7 +40,7 @@ class Exchange:
     status: Status = "ok"
     message: str = ""
     http_status: int | None = None
-    events: list[tuple[int, bytes]] = field(default_factory=list)
+    events: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def lag_ns(self) -> int:
@@ -112,7 +112,7 @@ class _Worker:
         try:
             connection = await self.pool.acquire()
             exchange.sent_ns = time.perf_counter_ns()
-            return connection, connection.request(request)
+            return connection, connection.request(request, sse=True)
         except OSError as exc:
             exchange.sent_ns = exchange.sent_ns or time.perf_counter_ns()
             exchange.status, exchange.message = "error", _describe(exc)
@@ -128,7 +128,7 @@ class _Worker:
                     response = await future
             except TimeoutError:
                 exchange.status, exchange.message = "timeout", f"no complete answer within {deadline:g} s"
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, HttpProtocolError) as exc:
                 exchange.status, exchange.message = "error", _describe(exc)
         exchange.done_ns = time.perf_counter_ns()
         self.in_flight[self.me] -= 1
@@ -156,9 +156,9 @@ async def _sleep_until(due_ns: int) -> None:
         await asyncio.sleep(delay_ns / 1e9)
 
 
-def _worker_main(pipe: Pipe, host: str, port: int, connections: int, in_flight, me: int) -> None:
+def _worker_main(pipe: Pipe, origin: Origin, connections: int, in_flight, me: int) -> None:
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
-    pool = ConnectionPool(host, port)
+    pool = ConnectionPool(origin)
     worker = _Worker(pool, in_flight, me)
     try:
         loop.run_until_complete(pool.prewarm(connections))
@@ -176,8 +176,8 @@ def _worker_main(pipe: Pipe, host: str, port: int, connections: int, in_flight, 
 class LoadClient:
     """``processes`` client processes, each with ``connections`` keep-alive connections opened up front."""
 
-    def __init__(self, host: str, port: int, processes: int = 1, connections: int = 64):
-        self.host, self.port = host, port
+    def __init__(self, origin: Origin, processes: int = 1, connections: int = 64):
+        self.origin = origin
         context = multiprocessing.get_context("fork")  # spawn would re-run the caller's main module
         self.in_flight = context.RawArray("q", processes)
         self._pipes: list[Pipe] = []
@@ -185,7 +185,7 @@ class LoadClient:
         per_process = -(-connections // processes)
         for me in range(processes):
             parent, child = context.Pipe()
-            process = context.Process(target=_worker_main, args=(child, host, port, per_process, self.in_flight, me),
+            process = context.Process(target=_worker_main, args=(child, origin, per_process, self.in_flight, me),
                                       daemon=True, name=f"benchbench-load-{me}")  # fmt: skip
             process.start()
             self._pipes.append(parent)
@@ -193,7 +193,7 @@ class LoadClient:
         for pipe in self._pipes:
             if not pipe.poll(60) or pipe.recv() != "ready":
                 self.close()
-                raise OSError(f"load client process could not connect to {host}:{port}")
+                raise OSError(f"load client process could not connect to {origin.url}")
 
     @property
     def pids(self) -> list[int]:

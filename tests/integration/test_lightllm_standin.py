@@ -5,6 +5,7 @@ child) makes ``python -m lightllm.server.api_server`` run the stand-in."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -213,6 +214,7 @@ def test_a_server_that_ignores_ignore_eos_is_counted_not_trusted(tmp_path, shim_
         backend.load()
         prepared = backend.prepare(a_request(max_new_tokens=6))
         prepared.body["parameters"]["ignore_eos"] = False  # as if the server dropped the flag
+        prepared = dataclasses.replace(prepared, request=backend.client.render("/generate_stream", prepared.body))
         generation = backend.generate(prepared, RecordingTimer())
     finally:
         backend.close()

@@ -4,6 +4,7 @@ caches. Each test failed on the backend before it read the installed version."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -66,6 +67,7 @@ def test_an_error_before_the_stream_is_quoted_in_either_shape(tmp_path, shim_pat
         backend.load()
         prepared = backend.prepare(a_request())
         del prepared.body["parameters"]
+        prepared = dataclasses.replace(prepared, request=backend.client.render("/generate_stream", prepared.body))
         status = "417" if version == "v1.1.0" else "400"
         with pytest.raises(BackendError, match=rf"refused /generate_stream: HTTP {status}: 'parameters'"):
             backend.generate(prepared, RecordingTimer())

@@ -12,6 +12,7 @@ import pytest
 from benchbench.backends.base import BackendContext, parse_options
 from benchbench.backends.lightllm.versions import InstalledLightLLM
 from benchbench.backends.lightllm.backend import LightLLMBackend, server_argv, server_env
+from benchbench.backends.lightllm.client import LightLLMClient
 from benchbench.backends.lightllm.protocol import (
     StreamAccumulator,
     StreamError,
@@ -39,7 +40,10 @@ def run_wide_context(tmp_path: Path, trust_remote_code: bool = True) -> BackendC
 
 
 def backend(tmp_path: Path, trust_remote_code: bool = False, **values) -> LightLLMBackend:
-    return LightLLMBackend(options(**values), run_wide_context(tmp_path, trust_remote_code))
+    """A backend as after ``load``, with a client for a server that is not there (nothing is sent)."""
+    made = LightLLMBackend(options(**values), run_wide_context(tmp_path, trust_remote_code))
+    made.client = LightLLMClient("http://127.0.0.1:9", 1.0)
+    return made
 
 
 def one_request(sizes=((800, 600),), **tiling):

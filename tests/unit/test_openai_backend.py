@@ -294,7 +294,7 @@ def test_tiles_are_the_prompt_growth_in_whole_tiles():
 
 
 def test_image_counts_prefer_the_servers_own_number():
-    prepared = PreparedChat(body={}, baseline_tokens=65, tokens_per_tile=256)
+    prepared = PreparedChat(body={}, request=b"", baseline_tokens=65, tokens_per_tile=256)
     reported = ChatResult("", 1, "usage", 5000, 1792, "length", None)
     assert _image_counts(reported, prepared)[:2] == (7, 1792)
     inferred = ChatResult("", 1, "usage", 1860, None, "length", None)

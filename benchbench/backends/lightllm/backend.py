@@ -140,6 +140,8 @@ def server_env(options: LightLLMOptions) -> dict[str, str]:
 @dataclass(frozen=True)
 class PreparedRequest:
     body: dict[str, Any]
+    request: bytes
+    """the body rendered as an HTTP request, before the clock starts"""
     tiles_per_image: tuple[int, ...] | None
     images_shrunk: tuple[str, ...] = ()
 
@@ -240,7 +242,8 @@ class LightLLMBackend(Backend):
         if not self._custom_preprocessing:
             tiles = tuple(lightllm_tiles(width, height, request.tiling.max_num) for width, height in sizes)
         shrunk = [f"{i.width}x{i.height} -> {w}x{h}" for i, (w, h) in zip(request.images, sizes) if (w, h) != (i.width, i.height)]
-        return PreparedRequest(body, tiles, tuple(shrunk))
+        path = "/generate_stream" if self.options.stream else "/generate"
+        return PreparedRequest(body, self.client.render(path, body), tiles, tuple(shrunk))
 
     @property
     def _custom_preprocessing(self) -> bool:
@@ -272,7 +275,7 @@ class LightLLMBackend(Backend):
         try:
             # Without a stream there is no first-token time to report: the timer is left untouched.
             stream = self.options.stream
-            result = self.client.generate_stream(prepared.body, timer.tokens) if stream else self.client.generate(prepared.body)
+            result = self.client.generate_stream(prepared.request, timer.tokens) if stream else self.client.generate(prepared.request)
         except BackendError as exc:
             raise self._explained(exc) from None
         tiles = None if prepared.tiles_per_image is None else sum(prepared.tiles_per_image)

@@ -37,9 +37,14 @@ class LightLLMClient:
         status, _body = self.http.exchange("GET", "/health", None, timeout_s)
         return status
 
-    def generate(self, body: dict[str, Any]) -> LightLLMResult:
-        """POST /generate and parse the whole answer."""
-        status, raw = self.http.exchange("POST", "/generate", body, self.timeout_s)
+    def render(self, path: str, body: dict[str, Any]) -> bytes:
+        """A POST to ``path`` (/generate or /generate_stream) rendered to bytes, before the clock starts."""
+        return self.http.render("POST", path, body)
+
+    def generate(self, request: bytes) -> LightLLMResult:
+        """Send a rendered POST /generate and parse the whole answer."""
+        response = self.http.send(request, "/generate", self.timeout_s)
+        status, raw = response.status, response.body
         if status != 200:
             raise BackendError(f"lightllm server {self.url} refused /generate: {error_message(status, raw)}")
         try:
@@ -47,11 +52,11 @@ class LightLLMClient:
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise BackendError(f"lightllm server {self.url}: /generate answer is not LightLLM's shape ({exc!r})") from None
 
-    def generate_stream(self, body: dict[str, Any], on_tokens: Callable[[int], None]) -> LightLLMResult:
-        """POST /generate_stream, calling ``on_tokens(n)`` as each event arrives."""
+    def generate_stream(self, request: bytes, on_tokens: Callable[[int], None]) -> LightLLMResult:
+        """Send a rendered POST /generate_stream, calling ``on_tokens(n)`` as each event arrives."""
         sink = _EventSink(StreamAccumulator(), on_tokens)
         try:
-            finished = self.http.stream("/generate_stream", body, self.timeout_s, sink)
+            finished = self.http.stream(request, "/generate_stream", self.timeout_s, sink)
         except Refused as exc:
             raise BackendError(f"lightllm server {self.url} refused /generate_stream: {error_message(exc.status, exc.body)}") from None
         except StreamError as exc:

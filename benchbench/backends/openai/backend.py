@@ -18,12 +18,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field
 
 from benchbench.backends.base import Backend, BackendOptions, Capabilities, Concurrency, Generation, TokenTimer
 from benchbench.backends.http_client import new_connection_details
+from benchbench.backends.http_wire import Origin
 from benchbench.backends.checkpoint import CheckpointFamily, checkpoint_family
 from benchbench.backends.url import ServerUrl
 from benchbench.backends.openai.client import OpenAIClient
@@ -57,6 +57,8 @@ class OpenAIOptions(BackendOptions):
 @dataclass(frozen=True)
 class PreparedChat:
     body: dict[str, Any]
+    request: bytes
+    """the body rendered as an HTTP request, before the clock starts"""
     baseline_tokens: int | None
     tokens_per_tile: int
     engine_rule_tiles: int | None = None
@@ -158,7 +160,8 @@ class OpenAIBackend(Backend):
                 probe = baseline_body(self._body(request))
                 key = _conversation_key(probe)
                 if key not in self._baselines:
-                    self._baselines[key] = self.client.complete({**probe, **self.options.extra_body}).prompt_tokens
+                    probe_request = self.client.chat_request({**probe, **self.options.extra_body})
+                    self._baselines[key] = self.client.complete(probe_request).prompt_tokens
 
     def prepare(self, request: WorkloadRequest) -> PreparedChat:
         if self.options.dialect == "sglang" and request.images and request.tiling.min_num != 1:
@@ -174,7 +177,7 @@ class OpenAIBackend(Backend):
         if self.options.dialect == "sglang" and request.images:
             budget = sglang_budget(request.tiling.max_num, self._family)
             predicted = sum(sglang_tiles(image.width, image.height, budget) for image in request.images)
-        return PreparedChat(body, baseline, request.tokens_per_tile, predicted)
+        return PreparedChat(body, self.client.chat_request(body), baseline, request.tokens_per_tile, predicted)
 
     def _body(self, request: WorkloadRequest) -> dict[str, Any]:
         options = self.options
@@ -184,9 +187,9 @@ class OpenAIBackend(Backend):
         connections_before = self.client.http.connections_opened
         if self.options.stream:
             usage_per_chunk = TRAITS[self.options.dialect].usage_per_chunk
-            result = self.client.stream(prepared.body, timer.tokens, usage_per_chunk)
+            result = self.client.stream(prepared.request, timer.tokens, usage_per_chunk)
         else:
-            result = self.client.complete(prepared.body)
+            result = self.client.complete(prepared.request)
         return self._generation(result, prepared, new_connection_details(self.client.http.connections_opened - connections_before))
 
     @property
@@ -194,22 +197,17 @@ class OpenAIBackend(Backend):
         # streamed requests under load go through the asyncio load client; the server schedules them
         return Concurrency("server", None) if self.options.stream else Concurrency("none", 1)
 
-    def load_endpoint(self) -> tuple[str, int, dict[str, str]]:
-        """Host, port and headers for the load client (which opens its own connections)."""
-        parts = urlsplit(self.client.url)
-        headers = {"Authorization": f"Bearer {self._api_key()}"} if self.options.api_key_env else {}
-        return parts.hostname, parts.port or 80, headers
+    def load_origin(self) -> Origin:
+        """Where the load client (which opens its own connections) sends ``prepared.request``."""
+        return self.client.http.origin
 
-    def load_body(self, prepared: PreparedChat) -> bytes:
-        return json.dumps(prepared.body).encode()
-
-    def generation_from_events(self, prepared: PreparedChat, events: Sequence[tuple[int, bytes]]) -> tuple[Generation, list[tuple[int, int]]]:
+    def generation_from_events(self, prepared: PreparedChat, events: Sequence[tuple[int, str]]) -> tuple[Generation, list[tuple[int, int]]]:
         """A streamed answer the load client received: the Generation and (time, tokens) per chunk.
         Raises ValueError (StreamError included) when the stream is not a complete chat stream."""
         accumulator = StreamAccumulator(usage_per_chunk=TRAITS[self.options.dialect].usage_per_chunk)
         marks = []
         for arrived_ns, data in events:
-            chunk = parse_sse_data(data.decode("utf-8", "replace"))
+            chunk = parse_sse_data(data)
             if chunk == DONE:
                 break
             tokens = accumulator.add(chunk)

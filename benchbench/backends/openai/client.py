@@ -54,20 +54,24 @@ class OpenAIClient:
             return None
         return answer if isinstance(answer, dict) else None
 
-    def complete(self, body: dict[str, Any], timeout_s: float | None = None) -> ChatResult:
-        """POST a non-streamed chat completion and parse the answer."""
-        status, raw = self.http.exchange("POST", CHAT_PATH, body, timeout_s or self.timeout_s)
-        answer = self._answer_json(status, raw, CHAT_PATH)
+    def chat_request(self, body: dict[str, Any]) -> bytes:
+        """A chat completion request rendered to bytes (before the clock starts)."""
+        return self.http.render("POST", CHAT_PATH, body)
+
+    def complete(self, request: bytes, timeout_s: float | None = None) -> ChatResult:
+        """Send a rendered non-streamed chat completion and parse the answer."""
+        response = self.http.send(request, CHAT_PATH, timeout_s or self.timeout_s)
+        answer = self._answer_json(response.status, response.body, CHAT_PATH)
         try:
             return parse_completion(answer)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise BackendError(f"openai server {self.url}: {CHAT_PATH} answer is not a chat completion ({exc!r})") from None
 
-    def stream(self, body: dict[str, Any], on_tokens: Callable[[int], None], usage_per_chunk: bool) -> ChatResult:
-        """POST a streamed chat completion, calling ``on_tokens(n)`` as chunks with tokens arrive."""
+    def stream(self, request: bytes, on_tokens: Callable[[int], None], usage_per_chunk: bool) -> ChatResult:
+        """Send a rendered streamed chat completion, calling ``on_tokens(n)`` as chunks with tokens arrive."""
         sink = _ChunkSink(StreamAccumulator(usage_per_chunk=usage_per_chunk), on_tokens)
         try:
-            self.http.stream(CHAT_PATH, body, self.timeout_s, sink)
+            self.http.stream(request, CHAT_PATH, self.timeout_s, sink)
         except Refused as exc:
             raise self._refused(exc.status, exc.body, CHAT_PATH) from None
         except StreamError as exc:
