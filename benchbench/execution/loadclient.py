@@ -24,6 +24,7 @@ from typing import Literal
 from benchbench.backends.http_wire import Connection, ConnectionPool, HttpProtocolError, Origin, Response
 
 Status = Literal["ok", "error", "timeout"]
+STARTUP_S = 60
 
 
 @dataclass
@@ -144,6 +145,14 @@ class _Worker:
         self.done.append(exchange)
 
 
+def _answer(pipe: Pipe) -> str:
+    """A client process's first word: "ready", or why not."""
+    try:
+        return pipe.recv() if pipe.poll(STARTUP_S) else f"no answer within {STARTUP_S} s"
+    except EOFError:
+        return "the process ended"
+
+
 def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
 
@@ -161,7 +170,11 @@ def _worker_main(pipe: Pipe, origin: Origin, connections: int, in_flight, me: in
     pool = ConnectionPool(origin)
     worker = _Worker(pool, in_flight, me)
     try:
-        loop.run_until_complete(pool.prewarm(connections))
+        try:
+            loop.run_until_complete(pool.prewarm(connections))
+        except OSError as exc:
+            pipe.send(f"cannot connect: {_describe(exc)}")
+            return
         pipe.send("ready")
         while (plan := pipe.recv()) is not None:
             pipe.send("armed")  # the plan is unpacked; the start time comes next
@@ -188,12 +201,14 @@ class LoadClient:
             process = context.Process(target=_worker_main, args=(child, origin, per_process, self.in_flight, me),
                                       daemon=True, name=f"benchbench-load-{me}")  # fmt: skip
             process.start()
+            child.close()  # the process holds its end: a process that dies unannounced reads as EOF here
             self._pipes.append(parent)
             self._processes.append(process)
         for pipe in self._pipes:
-            if not pipe.poll(60) or pipe.recv() != "ready":
+            answer = _answer(pipe)
+            if answer != "ready":
                 self.close()
-                raise OSError(f"load client process could not connect to {origin.url}")
+                raise OSError(f"load client process could not connect to {origin.url} ({answer})")
 
     @property
     def pids(self) -> list[int]:
