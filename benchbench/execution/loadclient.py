@@ -19,130 +19,63 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
-from typing import Literal
 
-from benchbench.backends.http_wire import Connection, ConnectionPool, HttpProtocolError, Origin, Response
+from benchbench.backends.http_wire import ConnectionPool, HttpProtocolError, Origin, Response
+from benchbench.execution.release import Release, ReleasePlan, Scheduler, describe
 
-Status = Literal["ok", "error", "timeout"]
 STARTUP_S = 60
 
 
 @dataclass
-class Exchange:
-    """One request as the client saw it; times are ``perf_counter_ns`` (one clock for all processes)."""
+class Exchange(Release):
+    """One HTTP request as the client saw it: its release, then what came back."""
 
-    index: int
-    due_ns: int
-    queued_ns: int = 0
-    sent_ns: int = 0
-    in_flight_at_send: int = 0
     head_ns: int | None = None
-    done_ns: int = 0
-    status: Status = "ok"
-    message: str = ""
     http_status: int | None = None
     events: list[tuple[int, str]] = field(default_factory=list)
-
-    @property
-    def lag_ns(self) -> int:
-        """Scheduling lag: how late the client sent it, not counting a wait for an in-flight slot."""
-        return self.sent_ns - self.due_ns - self.queued_ns
 
 
 @dataclass(frozen=True)
 class WorkerPlan:
     """One process's share of a load point."""
 
-    requests: list[tuple[int, bytes]]
-    due_offsets_s: list[float] | None
-    """open loop: seconds after t0 each request is due; None: closed loop, due when a slot frees"""
-    slots: int | None
-    deadline_s: float | None
-    duration_s: float | None
+    requests: dict[int, bytes]
+    schedule: ReleasePlan
 
 
-class _Worker:
-    def __init__(self, pool: ConnectionPool, in_flight, me: int):
-        self.pool, self.in_flight, self.me = pool, in_flight, me
+class _HttpSender:
+    """Sends rendered requests over the pool's kept-alive connections (the scheduler's ``Sender``)."""
 
-    async def run(self, plan: WorkerPlan, t0_ns: int) -> list[Exchange]:
-        self.plan, self.t0_ns, self.done = plan, t0_ns, []
-        self.stop_ns = t0_ns + int(plan.duration_s * 1e9) if plan.duration_s else None
-        if plan.due_offsets_s is None:
-            queue = iter(plan.requests)
-            await asyncio.gather(*(self._slot(queue) for _ in range(plan.slots or 1)))
-        else:
-            await self._open_loop()
-        return sorted(self.done, key=lambda exchange: exchange.index)
+    failures = (OSError, ValueError, HttpProtocolError)
 
-    async def _slot(self, queue) -> None:
-        due = self.t0_ns
-        for index, request in queue:
-            if self.stop_ns and time.perf_counter_ns() > self.stop_ns:
-                return
-            await _sleep_until(due)
-            exchange = Exchange(index, due)
-            await self._finish(exchange, await self._send(exchange, request))
-            due = exchange.done_ns
+    def __init__(self, pool: ConnectionPool):
+        self.pool, self.requests, self.connections = pool, {}, {}
 
-    async def _open_loop(self) -> None:
-        cap = asyncio.Semaphore(self.plan.slots) if self.plan.slots else None
-        cap_free_ns, tasks = 0, []
-        for (index, request), offset in zip(self.plan.requests, self.plan.due_offsets_s or []):
-            due = self.t0_ns + int(offset * 1e9)
-            if self.stop_ns and due > self.stop_ns:
-                break
-            await _sleep_until(due)
-            exchange = Exchange(index, due)
-            if cap:
-                if cap.locked():
-                    await cap.acquire()
-                    cap_free_ns = time.perf_counter_ns()
-                else:
-                    await cap.acquire()
-                # time spent behind a full cap, by this request or an earlier one, is queueing, not lag
-                exchange.queued_ns = max(0, cap_free_ns - due)
-            sent = await self._send(exchange, request)
-            tasks.append(asyncio.create_task(self._finish(exchange, sent, cap)))
-        await asyncio.gather(*tasks)
+    def release(self, index: int, due_ns: int) -> Exchange:
+        return Exchange(index, due_ns)
 
-    async def _send(self, exchange: Exchange, request: bytes) -> tuple[Connection | None, asyncio.Future | None]:
+    async def send(self, exchange: Exchange) -> asyncio.Future | None:
         """Write the request now (inline, so the send time is the scheduler's own)."""
-        self.in_flight[self.me] += 1
-        exchange.in_flight_at_send = sum(self.in_flight)
         try:
             connection = await self.pool.acquire()
             exchange.sent_ns = time.perf_counter_ns()
-            return connection, connection.request(request, sse=True)
+            self.connections[exchange.index] = connection
+            return connection.request(self.requests.pop(exchange.index), sse=True)
         except OSError as exc:
             exchange.sent_ns = exchange.sent_ns or time.perf_counter_ns()
-            exchange.status, exchange.message = "error", _describe(exc)
-            return None, None
+            exchange.status, exchange.message = "error", describe(exc)
+            return None
 
-    async def _finish(self, exchange: Exchange, sent, cap: asyncio.Semaphore | None = None) -> None:
-        connection, future = sent
-        response = Response()
-        deadline = self.plan.deadline_s
-        if future is not None:
-            try:
-                async with asyncio.timeout(deadline):
-                    response = await future
-            except TimeoutError:
-                exchange.status, exchange.message = "timeout", f"no complete answer within {deadline:g} s"
-            except (OSError, ValueError, HttpProtocolError) as exc:
-                exchange.status, exchange.message = "error", _describe(exc)
-        exchange.done_ns = time.perf_counter_ns()
-        self.in_flight[self.me] -= 1
-        if cap:
-            cap.release()
+    def settle(self, exchange: Exchange, response: Response | None) -> None:
+        response = response or Response()
         exchange.head_ns, exchange.events = response.head_ns or None, response.events
         exchange.http_status = response.status or None
         if exchange.status == "ok" and response.status != 200:
             exchange.status = "error"
             exchange.message = f"HTTP {response.status}: {response.body[:300].decode('utf-8', 'replace')}"
+        connection = self.connections.pop(exchange.index, None)
         if connection is not None:
             self.pool.release(connection, exchange.status == "ok" and response.reusable)
-        self.done.append(exchange)
 
 
 def _answer(pipe: Pipe) -> str:
@@ -153,32 +86,22 @@ def _answer(pipe: Pipe) -> str:
         return "the process ended"
 
 
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-
-
-async def _sleep_until(due_ns: int) -> None:
-    """A plain sleep (``select()`` wakes within microseconds); spinning up to the due time would
-    burn CPU that the engine under test, on the same machine, may need."""
-    delay_ns = due_ns - time.perf_counter_ns()
-    if delay_ns > 0:
-        await asyncio.sleep(delay_ns / 1e9)
-
-
 def _worker_main(pipe: Pipe, origin: Origin, connections: int, in_flight, me: int) -> None:
     loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
     pool = ConnectionPool(origin)
-    worker = _Worker(pool, in_flight, me)
+    sender = _HttpSender(pool)
+    scheduler = Scheduler(sender, in_flight, me)
     try:
         try:
             loop.run_until_complete(pool.prewarm(connections))
         except OSError as exc:
-            pipe.send(f"cannot connect: {_describe(exc)}")
+            pipe.send(f"cannot connect: {describe(exc)}")
             return
         pipe.send("ready")
         while (plan := pipe.recv()) is not None:
+            sender.requests = dict(plan.requests)
             pipe.send("armed")  # the plan is unpacked; the start time comes next
-            pipe.send(loop.run_until_complete(worker.run(plan, pipe.recv())))
+            pipe.send(loop.run_until_complete(scheduler.run(plan.schedule, pipe.recv())))
     except (EOFError, KeyboardInterrupt):
         pass
     finally:
@@ -229,7 +152,8 @@ class LoadClient:
         for pipe, (indices, slots) in zip(self._pipes, shares):
             if indices:
                 offsets = None if due_offsets_s is None else [float(due_offsets_s[i]) for i in indices]
-                pipe.send(WorkerPlan([(i, requests[i]) for i in indices], offsets, slots, deadline_s, duration_s))
+                schedule = ReleasePlan(indices, offsets, slots, deadline_s, duration_s)
+                pipe.send(WorkerPlan({i: requests[i] for i in indices}, schedule))
                 busy.append(pipe)
         for pipe in busy:
             pipe.recv()
