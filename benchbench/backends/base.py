@@ -12,13 +12,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from benchbench.errors import BenchError
 from benchbench.results.records import RecordNote
 from benchbench.workload.build import WorkloadRequest
+
+if TYPE_CHECKING:
+    import asyncio
 
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 
@@ -130,6 +133,16 @@ class Backend(ABC):
     @abstractmethod
     def generate(self, prepared: Any, timer: TokenTimer) -> Generation:
         """Run one prepared request to completion, reporting tokens to ``timer`` as they appear."""
+
+    def engine_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop on which an in-process engine serves many requests at once; under load
+        each request then runs there as its own task through ``generate_async``. None: one at a time."""
+        return None
+
+    async def generate_async(self, prepared: Any, timer: TokenTimer) -> Generation:
+        """``generate`` as a coroutine on ``engine_loop()``, many in flight at once; ``prepared``
+        may be shared by several of them, so it is left unchanged."""
+        raise NotImplementedError(f"{type(self).__name__} serves one request at a time")
 
     def synchronize(self) -> None:
         """Wait for queued device work; the runner calls this before reading the clock."""

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from benchbench.backends.base import Backend, Generation
+from benchbench.execution.release import Release
 from benchbench.execution.strategies import Strategy
 from benchbench.workload.build import WorkloadRequest
 
@@ -39,8 +40,8 @@ class ServedRequest:
     marks: tuple[tuple[int, int], ...]
     generation: Generation
     batch_size: int | None
-    sent_by_client: bool = False
-    """sent over HTTP by the load client: timed from its send, not from when it was due"""
+    timed_from_send: bool = False
+    """released by the load scheduler (HTTP client, async engine): timed from its send, not from when it was due"""
     lag_ns: int | None = None
     cap_wait_ns: int = 0
     first_byte_ns: int | None = None
@@ -51,15 +52,26 @@ class ServedRequest:
     @property
     def arrival_ns(self) -> int:
         """Where the request's time starts: its send (HTTP), or its due time (in process)."""
-        return self.start_ns if self.sent_by_client else self.due_ns
+        return self.start_ns if self.timed_from_send else self.due_ns
 
     @property
     def queued_ns(self) -> int:
-        return self.cap_wait_ns if self.sent_by_client else self.start_ns - self.due_ns
+        return self.cap_wait_ns if self.timed_from_send else self.start_ns - self.due_ns
+
+    @classmethod
+    def released(cls, job: LoadJob, release: Release, marks, generation: Generation | None,
+                 status: str | None = None, message: str | None = None, first_byte_ns: int | None = None) -> ServedRequest:  # fmt: skip
+        """A request the load scheduler released (``execution/release.py``), prepared before the point."""
+        return cls(
+            job, release.due_ns, release.sent_ns, release.sent_ns, release.done_ns, tuple(marks),
+            generation or Generation(text="", output_tokens=0), None, timed_from_send=True, lag_ns=release.lag_ns,
+            cap_wait_ns=release.queued_ns, first_byte_ns=first_byte_ns, in_flight=release.in_flight_at_send,
+            status=status or release.status, message=release.message if message is None else message,
+        )  # fmt: skip
 
 
-class _Marks:
-    """A token timer for one request of a batch."""
+class TokenMarks:
+    """A token timer for one request served under load: (time, tokens) as the engine emits them."""
 
     def __init__(self, synchronize: Callable[[], None]):
         self._synchronize, self.marks = synchronize, []
@@ -112,7 +124,7 @@ def _serve_batch(backend: Backend, batch: list[tuple[LoadJob, int]]) -> list[Ser
     prepared = [backend.prepare(job.request) for job, _ in batch]
     backend.synchronize()
     submitted = time.perf_counter_ns()
-    timers = [_Marks(backend.synchronize) for _ in batch]
+    timers = [TokenMarks(backend.synchronize) for _ in batch]
     if len(batch) == 1:
         generations = [backend.generate(prepared[0], timers[0])]
     else:

@@ -4,8 +4,9 @@ rates are chosen from its serial and throughput points as they finish.
 
 Each request becomes a record like any other, with its ``load`` fields: the point, when it was
 due and sent, how long it queued, how many were in flight, its status and whether it met the SLO.
-Times count from the request's arrival (its due time), so a TTFT under load includes the wait
-for the engine, as a user would see it.
+Times count from the request's arrival (its send where the load scheduler released it, over HTTP
+or onto an async engine's loop; else its due time), so a TTFT under load includes the wait for
+the engine, as a user would see it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from benchbench.backends.base import Backend, Generation
+from benchbench.backends.base import Backend
 from benchbench.config.load import LoadPoint, LoadSpec, SloSpec
+from benchbench.execution.engine_load import serve_on_engine_loop
 from benchbench.execution.inprocess_load import LoadJob, ServedRequest, serve_point
 from benchbench.execution.loadclient import Exchange, LoadClient
 from benchbench.execution.measure import Measurement
@@ -68,6 +70,8 @@ def run_workload_load(backend: Backend, workload: Workload, record: Callable[[Lo
     plan = workload.load or {}
     slo = SloSpec.model_validate(plan["slo"]) if plan.get("slo") else None
     spec = LoadSpec.model_validate(plan["spec"])
+    if backend.engine_loop() is not None:
+        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_on_engine_loop)
     if backend.concurrency.batching != "server":
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_point)
     connections = min(256, max([*(spec.concurrency or []), spec.max_in_flight or 0, 16]))
@@ -149,15 +153,10 @@ class HttpServer:
         return [self._served(jobs[e.index], prepared[e.index], e) for e in exchanges]
 
     def _served(self, job: LoadJob, prepared, exchange: Exchange) -> ServedRequest:
-        status, message, marks = exchange.status, exchange.message, []
-        generation = Generation(text="", output_tokens=0)
+        status, message, marks, generation = exchange.status, exchange.message, [], None
         if status == "ok":
             try:
                 generation, marks = self.backend.generation_from_events(prepared, exchange.events)
             except ValueError as exc:
                 status, message = "error", f"unreadable stream: {exc}"[:300]
-        return ServedRequest(
-            job, exchange.due_ns, exchange.sent_ns, exchange.sent_ns, exchange.done_ns, tuple(marks), generation, None,
-            sent_by_client=True, lag_ns=exchange.lag_ns, cap_wait_ns=exchange.queued_ns, first_byte_ns=exchange.head_ns,
-            in_flight=exchange.in_flight_at_send, status=status, message=message,
-        )  # fmt: skip
+        return ServedRequest.released(job, exchange, marks, generation, status, message, first_byte_ns=exchange.head_ns)

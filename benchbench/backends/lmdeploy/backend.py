@@ -8,12 +8,13 @@ lmdeploy is imported only in ``load`` (``pip install -e .[lmdeploy]``).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
+from benchbench.backends.base import Backend, BackendOptions, Capabilities, Concurrency, Generation, TokenTimer
 from benchbench.backends.lmdeploy.inputs import (
     ENGINE_CONFIG_CLASSES,
     EngineTiling,
@@ -21,6 +22,7 @@ from benchbench.backends.lmdeploy.inputs import (
     engine_dtype,
     engine_tiling,
     generation_config_kwargs,
+    request_failed,
     request_messages,
     tiling_mismatches,
 )
@@ -172,12 +174,42 @@ class LMDeployBackend(Backend):
             gen_config=self._generation_config(**generation_config_kwargs(request)),
         )
 
+    @property
+    def concurrency(self) -> Concurrency:
+        # under load every request is a task of its own on the pipeline's loop (generate_async); the
+        # engine batches up to max_batch_size of them per step and queues the rest (its handle pool)
+        resolved = getattr(self.pipe, "backend_config", None)
+        return Concurrency("continuous", getattr(resolved, "max_batch_size", None) or self.options.max_batch_size)
+
+    def engine_loop(self) -> asyncio.AbstractEventLoop:
+        """The pipeline's own loop (``Pipeline.internal_thread``), where its engine takes requests."""
+        return self.pipe.internal_thread.loop
+
     def generate(self, prepared: PreparedRequest, timer: TokenTimer) -> Generation:
         fold = StreamFold(prepared.request_id)
         for response in self.pipe.stream_infer(prepared.messages, gen_config=prepared.gen_config):
-            new_tokens = fold.add(response)
-            if new_tokens > 0:
-                timer.tokens(new_tokens)
+            _report(fold, response, timer)
+        return self._generation(fold)
+
+    async def generate_async(self, prepared: PreparedRequest, timer: TokenTimer) -> Generation:
+        """One request in a session of its own, as ``Pipeline._infer`` runs each (lmdeploy 0.16,
+        ``pipeline.py``): ``preprocess`` then ``generate``, whose outputs ``to_response`` folds.
+        Without the pipeline's max_batch_size semaphore: the load point decides what is in flight."""
+        engine, fold = self.pipe.async_engine, StreamFold(prepared.request_id)
+        try:
+            request = await engine.preprocess(
+                session_id=self.pipe.session_mgr.get(), messages=prepared.messages, gen_config=prepared.gen_config
+            )
+            async for output in engine.generate(request, stream_response=True):
+                _report(fold, output.to_response(0), timer)
+        except Exception as exc:
+            code = getattr(exc, "code", None)  # lmdeploy's RequestError (serve/core/exceptions.py): code, message
+            if code is None:
+                raise
+            raise request_failed(prepared.request_id, getattr(code, "value", code), getattr(exc, "message", str(exc))) from None
+        return self._generation(fold)
+
+    def _generation(self, fold: StreamFold) -> Generation:
         return Generation(
             text=fold.text,
             output_tokens=fold.output_tokens,
@@ -195,3 +227,9 @@ class LMDeployBackend(Backend):
         if self.pipe is not None:
             self.pipe.close()
             self.pipe = None
+
+
+def _report(fold: StreamFold, response: Any, timer: TokenTimer) -> None:
+    new_tokens = fold.add(response)
+    if new_tokens > 0:
+        timer.tokens(new_tokens)

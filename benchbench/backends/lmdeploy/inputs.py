@@ -145,6 +145,11 @@ def tiling_mismatches(engine: EngineTiling, planned: TilingConfig) -> list[str]:
     return [f"{name} {used} (checkpoint) != {wanted} (scenario)" for name, used, wanted in pairs if used != wanted]
 
 
+def request_failed(request_id: str, code: Any, message: str | None) -> BackendError:
+    """The engine's own error for one request (an error response, or a RequestError raised)."""
+    return BackendError(f"lmdeploy failed request {request_id}: {code}: {message or 'no message'}")
+
+
 @dataclass
 class StreamFold:
     """Folds lmdeploy's streamed responses into one result; ``add`` returns the new token count."""
@@ -160,8 +165,7 @@ class StreamFold:
     def add(self, response: Any) -> int:
         if response.finish_reason == "error":
             code = getattr(response, "error_code", None)
-            message = getattr(response, "error_message", None) or "no message"
-            raise BackendError(f"lmdeploy failed request {self.request_id}: {code}: {message}")
+            raise request_failed(self.request_id, code, getattr(response, "error_message", None))
         new_tokens = response.generate_token_len - self.output_tokens
         self.output_tokens = response.generate_token_len
         self.input_tokens = response.input_token_len
