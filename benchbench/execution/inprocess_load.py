@@ -59,8 +59,10 @@ class ServedRequest:
         return self.cap_wait_ns if self.timed_from_send else self.start_ns - self.due_ns
 
     @classmethod
-    def released(cls, job: LoadJob, release: Release, marks, generation: Generation | None,
-                 status: str | None = None, message: str | None = None, first_byte_ns: int | None = None) -> ServedRequest:  # fmt: skip
+    def released(
+        cls, job: LoadJob, release: Release, marks, generation: Generation | None,
+        status: str | None = None, message: str | None = None, first_byte_ns: int | None = None,
+    ) -> ServedRequest:  # fmt: skip
         """A request the load scheduler released (``execution/release.py``), prepared before the point."""
         return cls(
             job, release.due_ns, release.sent_ns, release.sent_ns, release.done_ns, tuple(marks),

@@ -7,6 +7,8 @@ microsecond resolution (epoll's is a millisecond, which alone would make schedul
 1 ms). Every request records when it was due, when it was actually sent (the difference is the
 client's scheduling lag, minus any wait for a ``max_in_flight`` slot, recorded apart), how many
 requests were in flight across all processes at its send, its own deadline and how it ended.
+The schedule itself is ``execution/release.py``'s (shared with in-process async engines); this
+module is the HTTP side of it: processes, kept-alive connections, what each exchange brought back.
 """
 
 from __future__ import annotations

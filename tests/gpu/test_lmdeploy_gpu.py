@@ -38,9 +38,10 @@ MISSING = _missing()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(MISSING is not None, reason=f"LMDeploy GPU test: {MISSING}")]
 
 
-def scenario(max_nums: list[int], max_new_tokens: int, requests: int, warmup: int):
+def scenario(max_nums: list[int], max_new_tokens: int, requests: int, warmup: int, load: dict | None = None):
     return parse_scenario(
         {
+            **({"load": load} if load else {}),
             "name": "lmdeploy-gpu",
             "images": {"synthetic": {"sizes": [[800, 600], [1024, 512]]}},
             "prompt": {"turns": [{"user": "<image>\nDescribe the image in detail."}]},
@@ -79,6 +80,28 @@ def test_runner_records_exactly_n_streamed_tokens_and_fair_verdicts(engine, tmp_
         assert (record.output_tokens, len(record.token_ids), record.finish_reason) == (32, 32, "length")
         assert record.ttft_s > 0 and record.preprocess_in_ttft
         assert record.fairness.ok, record.fairness.violations
+
+
+def test_a_concurrency_point_holds_its_requests_in_flight_on_the_engines_loop(tmp_path):
+    """Closed loop at 4 on the TurboMind engine: every request a task on the pipeline's loop, the
+    first four sent together, each answered with exactly N streamed tokens."""
+    workload = build_workload(scenario([6], max_new_tokens=16, requests=8, warmup=1, load={"concurrency": [4]}))
+    settings = RunSettings(tmp_path, Path(MODEL), "auto", None, 0, trust_remote_code=True, request_timeout_s=300)
+    sink = RecordSink(tmp_path)
+    spec = BackendSpec(kind="lmdeploy", options={"cache_max_entry_count": 0.5, "max_batch_size": 8})
+    outcome = run_backend(spec, workload, settings, sink, on_record=lambda record: None)
+    sink.close()
+    assert outcome.status == "ok", outcome.error
+    assert outcome.load_info["concurrency"] == {"batching": "continuous", "max_in_flight": 8}
+    records = read_records(tmp_path)
+    measured = [r for r in records if r.phase == "measure"]
+    assert len(measured) == 8 and sum(r.phase == "warmup" for r in records) == 4
+    assert [r.load.status for r in records] == ["ok"] * len(records), [r.load.message for r in records]
+    assert max(r.load.in_flight_at_send for r in measured) == 4
+    for record in measured:
+        assert record.load.point == "concurrency=4" and record.load.lag_s is not None
+        assert (record.output_tokens, len(record.token_ids), record.finish_reason) == (16, 16, "length")
+        assert record.ttft_s > 0 and record.fairness.ok, record.fairness.violations
 
 
 def test_the_per_image_tile_budget_reaches_the_engine(tmp_path):

@@ -11,11 +11,11 @@ import inspect
 import json
 import sys
 import types
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from PIL import Image
+from standin_lmdeploy import StandInResponse
 
 from benchbench.backends.base import BackendContext, parse_options
 from benchbench.backends.lmdeploy.backend import (
@@ -224,23 +224,8 @@ def test_prepare_refuses_a_budget_the_checkpoint_overrides(tmp_path):
 # --- streamed responses ----------------------------------------------------------------------
 
 
-@dataclass
-class ResponseShape:
-    """The fields of lmdeploy/messages.py::Response that benchbench reads (used when lmdeploy is absent)."""
-
-    text: str
-    generate_token_len: int
-    input_token_len: int
-    finish_reason: str | None = None
-    token_ids: list[int] = field(default_factory=list)
-    index: int = 0
-    cached_tokens: int = 0
-    error_code: str | None = None
-    error_message: str | None = None
-
-
 def response(**fields):
-    cls = lmdeploy.messages.Response if lmdeploy is not None else ResponseShape
+    cls = lmdeploy.messages.Response if lmdeploy is not None else StandInResponse
     return cls(**fields)
 
 

@@ -9,14 +9,15 @@ backend calls, in the shapes lmdeploy 0.16 has them (InternLM/lmdeploy 1263d5cd:
   returns a single-use request; ``async_engine.generate(request, stream_response=True)`` waits for
   one of ``max_batch_size`` request handles (the engine's handle pool), then after ``ttft_s`` and
   every ``token_s`` yields an output carrying ``tokens_per_output`` tokens (text and token ids
-  as deltas, ``generate_token_len`` cumulative; token id = session id * 1000 + position), then a closing output with ``finish_reason``
-  "length"; each output has ``to_response(index)``;
+  as deltas, ``generate_token_len`` cumulative; token id = session id * 1000 + position), then a
+  closing output with ``finish_reason`` "length"; each output has ``to_response(index)``;
 - a request with an image ``fail_width`` pixels wide fails in ``preprocess`` with
   ``StandInRequestError`` (code and message, as lmdeploy's ``RequestError``); one ``hang_width`` wide
   never produces a token (cancelling it is counted, as ``safe_run`` cancels the engine's request).
 
 It counts what a test asserts: requests in flight (preprocess to end), the most at once, the most
-holding a handle at once, when each output left (``emitted``), and cancellations.
+holding a handle at once, when each output left (``emitted``), cancellations, and the threads
+requests ran on (lmdeploy's PyTorch engine is bound to the pipeline's loop).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class StandInResponse:
     token_ids: list[int] = field(default_factory=list)
     index: int = 0
     cached_tokens: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
 
 
 @dataclass
@@ -69,6 +72,9 @@ class StandInRequestError(RuntimeError):
         super().__init__(message)
 
 
+TOO_LONG = "Input length (9000) must be smaller than the model context length (8192)."
+
+
 @dataclass
 class StandInSettings:
     preprocess_s: float = 0.01
@@ -91,11 +97,13 @@ class StandInEngine:
         self.settings, self.backend_config = settings, backend_config
         self.in_flight = self.max_in_flight = self.generating = self.max_generating = 0
         self.cancelled, self.requests = 0, 0
+        self.threads: set[threading.Thread] = set()
         self.emitted: dict[int, list[int]] = {}
         self._handles: asyncio.Semaphore | None = None
 
     async def preprocess(self, messages, session_id, gen_config=None, **kwargs) -> dict[str, Any]:
         self.requests += 1
+        self.threads.add(threading.current_thread())
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -103,7 +111,7 @@ class StandInEngine:
             widths = [item["image_url"]["url"].width for message in messages if isinstance(message["content"], list)
                       for item in message["content"] if item["type"] == "image_url"]  # fmt: skip
             if self.settings.fail_width in widths:
-                raise StandInRequestError("context_length_exceeded", "Input length (9000) must be smaller than the model context length (8192).")
+                raise StandInRequestError("context_length_exceeded", TOO_LONG)
         except BaseException:
             self.in_flight -= 1
             raise

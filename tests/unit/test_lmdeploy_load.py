@@ -5,15 +5,16 @@ its token marks, load fields and status; the backend's declared batching."""
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import pytest
 from standin_lmdeploy import StandInSettings, standin_checkpoint, standin_lmdeploy_module
 
-from benchbench.backends.base import BackendContext, Concurrency, parse_options
+from benchbench.backends.base import BackendContext, parse_options
 from benchbench.backends.lmdeploy.backend import LMDeployBackend
-from benchbench.config.scenario import parse_scenario
+from benchbench.config.scenario import BackendSpec, parse_scenario
 from benchbench.execution.load_runner import LoadMeasurement, run_workload_load
+from benchbench.execution.runner import RunSettings, run_backend
+from benchbench.results.records import RecordSink, read_records
 from benchbench.workload.build import build_workload
 
 
@@ -55,9 +56,19 @@ def serve(backend: LMDeployBackend, workload) -> list[LoadMeasurement]:
     return measurements
 
 
-def test_lmdeploy_declares_continuous_batching_up_to_the_engines_max_batch_size(loaded):
-    assert loaded(StandInSettings(default_max_batch_size=4)).concurrency == Concurrency("continuous", 4)
-    assert loaded(StandInSettings(), max_batch_size=16).concurrency == Concurrency("continuous", 16)
+def test_a_run_declares_continuous_batching_up_to_the_engines_max_batch_size(monkeypatch, tmp_path):
+    """Through the runner, as a run does: the manifest's concurrency (which the report prints) is the
+    engine's resolved max_batch_size, and every request of the point is a record on disk."""
+    monkeypatch.setitem(sys.modules, "lmdeploy", standin_lmdeploy_module(StandInSettings(default_max_batch_size=4)))
+    settings = RunSettings(tmp_path, standin_checkpoint(tmp_path / "checkpoint"), "auto", None, 0,
+                           trust_remote_code=True, sample_resources=False)  # fmt: skip
+    sink = RecordSink(tmp_path)
+    outcome = run_backend(BackendSpec(kind="lmdeploy"), workload(4, [[800, 600]], concurrency=[2]), settings, sink, lambda r: None)
+    sink.close()
+    assert outcome.status == "ok", outcome.error
+    assert outcome.load_info["concurrency"] == {"batching": "continuous", "max_in_flight": 4}
+    records = read_records(tmp_path)
+    assert [(r.phase, r.load.point, r.load.status) for r in records] == [("measure", "concurrency=2", "ok")] * 4
 
 
 def test_a_closed_loop_keeps_its_concurrency_in_flight_with_marks_as_outputs_arrive(loaded):
@@ -66,6 +77,7 @@ def test_a_closed_loop_keeps_its_concurrency_in_flight_with_marks_as_outputs_arr
     measurements = serve(backend, workload(6, [[800, 600]], concurrency=[3]))
     engine = backend.pipe.async_engine
     assert (engine.requests, engine.max_in_flight, engine.in_flight) == (6, 3, 0)
+    assert engine.threads == {backend.pipe.internal_thread.thread}
     records = [m.record() for m in measurements]
     assert [r.load.status for r in records] == ["ok"] * 6
     assert max(r.load.in_flight_at_send for r in records) == 3
