@@ -16,7 +16,8 @@ backend calls, in the shapes lmdeploy 0.16 has them (InternLM/lmdeploy 1263d5cd:
   never produces a token (cancelling it is counted, as ``safe_run`` cancels the engine's request).
 
 It counts what a test asserts: requests in flight (preprocess to end), the most at once, the most
-holding a handle at once, when each output left (``emitted``), cancellations, and the threads
+holding a handle at once, when each request reached ``preprocess`` (``arrived``) and each output
+left (``emitted``) by session id, cancellations, and the threads
 requests ran on (lmdeploy's PyTorch engine is bound to the pipeline's loop).
 """
 
@@ -99,9 +100,11 @@ class StandInEngine:
         self.cancelled, self.requests = 0, 0
         self.threads: set[threading.Thread] = set()
         self.emitted: dict[int, list[int]] = {}
+        self.arrived: dict[int, int] = {}
         self._handles: asyncio.Semaphore | None = None
 
     async def preprocess(self, messages, session_id, gen_config=None, **kwargs) -> dict[str, Any]:
+        self.arrived[session_id.session_id] = time.perf_counter_ns()
         self.requests += 1
         self.threads.add(threading.current_thread())
         self.in_flight += 1
