@@ -66,6 +66,10 @@ class Generation:
     finish_reason: str | None = None
     notes: list[RecordNote] = field(default_factory=list)
     """What the report's checks must show about this request (e.g. inter-token times not per token)."""
+    chunk_tokens_exact: bool = True
+    """Each ``timer.tokens(n)`` gave the true count of that chunk's tokens (token ids, cumulative
+    counts, or chunks that add up to the output). False: per-token gaps are unknown, and the
+    runner records only the gaps between chunks."""
     details: dict[str, Any] = field(default_factory=dict)
 
 

@@ -50,14 +50,18 @@ class Measurement:
     def record(self) -> RequestRecord:
         """The request's record: timings derived from the marks, the fairness verdict."""
         request, generation = self.request, self.generation
-        ttft_s = decode_s = decode_tok_s = inter_token_s = None
+        ttft_s = decode_s = decode_tok_s = inter_token_s = inter_chunk_s = None
         if self.marks:
             first, last = self.marks[0][0], self.marks[-1][0]
             ttft_s = (first - self.submitted_ns) * NS
             decode_s = (last - first) * NS
-            inter_token_s = _inter_token_gaps(self.marks)
-            if generation.output_tokens > 1 and decode_s > 0:
-                decode_tok_s = (generation.output_tokens - self.marks[0][1]) / decode_s
+            if not generation.chunk_tokens_exact:
+                # tokens per chunk unknown: per-token gaps and decode speed would be guesses
+                inter_chunk_s = _inter_chunk_gaps(self.marks)
+            else:
+                inter_token_s = _inter_token_gaps(self.marks)
+                if generation.output_tokens > 1 and decode_s > 0:
+                    decode_tok_s = (generation.output_tokens - self.marks[0][1]) / decode_s
         return RequestRecord(
             backend=self.backend,
             backend_kind=self.backend_kind,
@@ -80,6 +84,7 @@ class Measurement:
             e2e_s=(self.end_ns - self.start_ns) * NS,
             decode_tok_s=decode_tok_s,
             inter_token_s=inter_token_s,
+            inter_chunk_s=inter_chunk_s,
             preprocess_in_ttft=self.capabilities.preprocesses_inside_engine,
             text=generation.text,
             token_ids=generation.token_ids,
@@ -103,6 +108,11 @@ def measure_request(backend: Backend, request: WorkloadRequest, repeat: int) -> 
     t2 = time.perf_counter_ns()
     return Measurement(backend.context.name, backend.kind, backend.capabilities, request, repeat,
                        started_at, t0, t1, t2, tuple(clock.marks), generation)
+
+
+def _inter_chunk_gaps(marks: tuple[tuple[int, int], ...]) -> list[float]:
+    """The gap before each chunk after the first, whatever it carried."""
+    return [(current - previous) * NS for (previous, _), (current, _) in zip(marks, marks[1:])]
 
 
 def _inter_token_gaps(marks: tuple[tuple[int, int], ...]) -> list[float]:

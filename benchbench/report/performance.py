@@ -93,11 +93,13 @@ def _small_sample_warning(results: dict[str, Throughput]) -> list[Block]:
                  "Few repeats")]
 
 
+INTER_CHUNK = ("inter_chunk_s_p50", "inter_chunk_s_p99")
 LATENCY_COLUMNS = (
     ("preprocess_s_mean",),
     ("ttft_s_p50", "ttft_s_p90", "ttft_s_p99"),
     ("decode_tok_s_p50",),
     ("inter_token_s_p50", "inter_token_s_p99"),
+    INTER_CHUNK,
     ("tpot_s_p50", "tpot_s_p90", "tpot_s_p99"),
     ("e2e_s_p50", "e2e_s_p90", "e2e_s_p99"),
 )
@@ -108,15 +110,16 @@ PREPROCESSING_INSIDE = {"preprocess_s": " (client side only)", "ttft_s": " incl.
 
 def latency_section(data: ReportInput, out_dir: Path) -> Section:
     measured = {view.key: data.measured(view.key) for view in data.backends}
-    headers = ["backend", *(metrics.heading(*names) for names in LATENCY_COLUMNS)]
+    columns = _latency_columns(list(measured.values()))
+    headers = ["backend", *(metrics.heading(*names) for names in columns)]
     rows = []
     for view in data.backends:
         records = measured[view.key]
         if not records:
             continue
         inside = any(r.preprocess_in_ttft for r in records)
-        notes = [PREPROCESSING_INSIDE.get(metrics.resolve(names[0])[0].name, "") if inside else "" for names in LATENCY_COLUMNS]
-        rows.append(cells(view.label, *(_values(records, names, note) for names, note in zip(LATENCY_COLUMNS, notes))))
+        notes = [PREPROCESSING_INSIDE.get(metrics.resolve(names[0])[0].name, "") if inside else "" for names in columns]
+        rows.append(cells(view.label, *(_values(records, names, note) for names, note in zip(columns, notes))))
     section = Section("latency", "Latency")
     if not rows:
         section.blocks.append(Note("no measured requests", "muted"))
@@ -124,12 +127,22 @@ def latency_section(data: ReportInput, out_dir: Path) -> Section:
     caption = ("Percentiles over measured requests. TTFT runs from submitting the prepared request to the first "
                "token; for engines that preprocess images themselves it includes that preprocessing. TPOT is the "
                "time per output token after the first (TTFT excluded).")
+    if INTER_CHUNK in columns:
+        caption += (" Inter-chunk is the gap between streamed chunks of a stream that does not say how many tokens "
+                    "each chunk carried: its inter-token times and decode speed are unknown, not guessed.")
     section.blocks.append(Table(headers, rows, caption))
     section.blocks.append(Figure(plots.latency_breakdown_plot(data.backends, measured, out_dir / "latency_breakdown.png"),
                                  "Mean latency per request split into preprocessing, TTFT, decode"))
     section.blocks.append(Figure(plots.latency_cdf_plot(data.backends, measured, out_dir / "latency_cdf.png"),
                                  "Cumulative distributions of TTFT and end-to-end latency"))
     return section
+
+
+def _latency_columns(measured: list[list[RequestRecord]]) -> list[tuple[str, ...]]:
+    """LATENCY_COLUMNS, inter-chunk only where a backend has it: only a stream that does not say how
+    many tokens each chunk carried has inter-chunk times (and then no per-token ones)."""
+    chunked = any(metrics.shown_values(records, *INTER_CHUNK) is not None for records in measured)
+    return [names for names in LATENCY_COLUMNS if names != INTER_CHUNK or chunked]
 
 
 def _values(records: list[RequestRecord], names: tuple[str, ...], note: str = "") -> str:

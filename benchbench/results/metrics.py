@@ -165,10 +165,14 @@ for _metric in (
     RequestMetric("e2e_s", "end-to-end", "s", LATENCY, lambda r: r.e2e_s, ("mean", "p50", "p90", "p99"),
                   "preprocessing start to the request's end"),
     RequestMetric("decode_tok_s", "decode speed", "tokens / s", Direction.HIGHER_IS_BETTER, lambda r: r.decode_tok_s,
-                  description="tokens after the first chunk over decode time"),
+                  description="tokens after the first chunk over decode time (unknown where the stream does not say "
+                              "how many tokens each chunk carried)"),
     RequestMetric("inter_token_s", "inter-token", "s", LATENCY, lambda r: r.inter_token_s, ("p50", "p99"),
                   "gap before each streamed token after the first (a k-token chunk spreads its gap over k)",
                   display_unit="ms", display_scale=1e3),
+    RequestMetric("inter_chunk_s", "inter-chunk", "s", LATENCY, lambda r: r.inter_chunk_s, ("p50", "p99"),
+                  "gap before each streamed chunk after the first, for streams that do not say how many tokens "
+                  "a chunk carried (their per-token gaps are unknown)", display_unit="ms", display_scale=1e3),
     RequestMetric("tpot_s", "TPOT", "s", LATENCY, time_per_output_token_s, ("mean", "p50", "p90", "p99"),
                   "time per output token after the first (TTFT excluded)", display_unit="ms", display_scale=1e3),
     RepeatMetric("gpu_mem_peak_mib", "GPU memory peak", "MiB", LATENCY, gpu_mem_peak_of,

@@ -23,8 +23,10 @@ from benchbench.results.load import LoadFields
 if TYPE_CHECKING:
     import pandas as pd
 
-SCHEMA_VERSION = 2
-"""2: records carry typed ``notes``; a version-1 record's inter-token warning (in ``details``) becomes one."""
+SCHEMA_VERSION = 3
+"""2: records carry typed ``notes``; a version-1 record's inter-token warning (in ``details``) becomes one.
+3: records may carry ``inter_chunk_s`` (a stream whose chunks' token counts are unknown); older
+records load unchanged (their ``inter_token_s`` may hold such a stream's chunk gaps, with a note)."""
 RESULTS_FILE = "results.jsonl"
 MANIFEST_FILE = "manifest.json"
 log = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ class RequestRecord(BaseModel):
     e2e_s: float
     decode_tok_s: float | None
     inter_token_s: list[float] | None = None
+    """the gap before each token after the first; None where the stream does not say how many
+    tokens each chunk carried"""
+    inter_chunk_s: list[float] | None = None
+    """the gap before each chunk after the first, kept only where per-token gaps are unknown"""
     preprocess_in_ttft: bool
     text: str
     token_ids: list[int] | None = None
@@ -362,7 +368,7 @@ def to_dataframe(records: list[RequestRecord]) -> pd.DataFrame:
     """The one bridge to pandas: a row per record, fairness flattened to columns."""
     import pandas as pd
 
-    nested = {"fairness", "token_ids", "inter_token_s", "notes", "details"}
+    nested = {"fairness", "token_ids", "inter_token_s", "inter_chunk_s", "notes", "details"}
     columns = [name for name in RequestRecord.model_fields if name not in nested] + ["fair", "violations"]
     rows = []
     for record in records:

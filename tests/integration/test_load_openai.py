@@ -22,17 +22,21 @@ from test_load_client import stats
 STANDIN = Path(__file__).with_name("standin_stream.py")
 
 
+def start_standin(tmp_path, *flags: str):
+    port = free_port()
+    argv = (sys.executable, str(STANDIN), "--port", str(port), "--ttft-s", "0.1", "--token-s", "0.01", *flags)
+    return launch(ServerSpec("StandInStreamServer", argv, port, tmp_path / "standin.log", startup_timeout_s=30, stop_grace_s=5))
+
+
 @pytest.fixture
 def standin(tmp_path):
-    port = free_port()
-    argv = (sys.executable, str(STANDIN), "--port", str(port), "--ttft-s", "0.1", "--token-s", "0.01")
-    server = launch(ServerSpec("StandInStreamServer", argv, port, tmp_path / "standin.log", startup_timeout_s=30, stop_grace_s=5))
+    server = start_standin(tmp_path)
     yield server
     server.stop()
 
 
-def records_at_concurrency(standin, tmp_path, concurrency):
-    scenario = load_scenario("serve-sweep").with_overrides(requests=8, warmup=1, repeats=1, max_new_tokens=4)
+def records_at_concurrency(standin, tmp_path, concurrency, max_new_tokens=4):
+    scenario = load_scenario("serve-sweep").with_overrides(requests=8, warmup=1, repeats=1, max_new_tokens=max_new_tokens)
     workload = build_workload(apply_overrides(scenario, ScenarioOverrides(concurrency=concurrency)))
     context = BackendContext("openai", tmp_path, "auto", None, tmp_path, 0)
     options = parse_options(OpenAIBackend, {"url": standin.spec.url, "infer_image_tokens": False}, "openai")
@@ -68,3 +72,12 @@ def test_throughput_and_goodput_of_a_point_follow_from_its_requests(standin, tmp
     assert summarize_point(requests, ttft_limit_s=0.05).goodput_req_s == 0  # the stand-in's TTFT is >= 0.1 s
     # two in flight against 0.13 s answers: at most 2 / 0.13 requests per second
     assert summary.achieved_req_s <= 2 / 0.13
+
+
+def test_a_generic_servers_multi_token_chunks_give_inter_chunk_times_under_load(tmp_path):
+    with start_standin(tmp_path, "--tokens-per-chunk", "4") as standin:
+        measured = [r for r in records_at_concurrency(standin, tmp_path, [2], max_new_tokens=12) if r.phase == "measure"]
+    assert all(r.load.status == "ok" and r.output_tokens == 12 for r in measured)
+    # three chunks of four tokens, counted one per content chunk: per-token gaps unknown, two chunk gaps kept
+    assert all(r.inter_token_s is None and r.decode_tok_s is None and len(r.inter_chunk_s) == 2 for r in measured)
+    assert all(r.notes[0].kind == "inter_token_chunks" for r in measured)

@@ -15,13 +15,13 @@ from benchbench.results.summary import summarize
 
 
 def record(repeat=0, index=0, *, started_at=0.0, e2e_s=1.0, preprocess_s=0.1, ttft_s=0.3, output_tokens=7,
-           inter_token_s=None, backend="b", phase="measure") -> RequestRecord:
+           inter_token_s=None, inter_chunk_s=None, backend="b", phase="measure") -> RequestRecord:
     return RequestRecord(
         backend=backend, backend_kind="transformers", phase=phase, request_id=f"r{index}", repeat=repeat,
         started_at=started_at, max_tiles=6, tiles_planned=1, tiles=1, image_tokens_planned=256, image_tokens=256,
         input_tokens=300, max_new_tokens=output_tokens, output_tokens=output_tokens, preprocess_s=preprocess_s,
         ttft_s=ttft_s, decode_s=None if ttft_s is None else 0.5, e2e_s=e2e_s, decode_tok_s=None, inter_token_s=inter_token_s,
-        preprocess_in_ttft=False, text="x", fairness=Fairness(ok=True),
+        inter_chunk_s=inter_chunk_s, preprocess_in_ttft=False, text="x", fairness=Fairness(ok=True),
     )
 
 
@@ -58,6 +58,13 @@ def test_inter_token_p99_pools_every_gap_of_every_request():
     assert summary["inter_token_s_p99"] == pytest.approx(np.percentile(np.concatenate(gaps), 99))
     assert summary["inter_token_s_p99"] > 0.4  # the stalls show, though both requests' median gaps are small
     assert summary["inter_token_s_p50"] == pytest.approx(0.02)
+
+
+def test_inter_chunk_times_pool_only_the_streams_whose_per_token_gaps_are_unknown():
+    records = [record(index=0, inter_token_s=[0.01, 0.01]), record(index=1, inter_chunk_s=[0.04, 0.08])]
+    summary = metrics.aggregate(records)
+    assert (summary["inter_chunk_s_p50"], summary["inter_token_s_p50"]) == (pytest.approx(0.06), pytest.approx(0.01))
+    assert "inter_chunk_s_p50" not in metrics.repeat_samples(records)  # a gate cannot judge what some requests lack
 
 
 def test_summary_rates_are_the_mean_over_repeats_of_requests_over_wall_span():

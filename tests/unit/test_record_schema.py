@@ -9,6 +9,7 @@ from benchbench.backends.openai.responses import ChatResult
 from benchbench.errors import BenchError
 from benchbench.report.checks import problems
 from benchbench.report.inputs import load_input
+from benchbench.report.performance import latency_section
 from benchbench.results.records import (
     SCHEMA_VERSION,
     BackendOutcome,
@@ -24,13 +25,13 @@ from benchbench.results.records import (
 NOTE = RecordNote(kind="inter_token_chunks", message="chunks accounted for 28 of 32 tokens")
 
 
-def record(index: int, notes: list[RecordNote], schema_version: int = 2) -> RequestRecord:
+def record(index: int, notes: list[RecordNote], schema_version: int = SCHEMA_VERSION, **timings) -> RequestRecord:
     return RequestRecord(
         schema_version=schema_version, backend="server", backend_kind="openai", phase="measure",
         request_id=f"r{index}", repeat=0, started_at=float(index), max_tiles=6, tiles_planned=1, tiles=1,
         image_tokens_planned=256, image_tokens=256, input_tokens=300, max_new_tokens=32, output_tokens=32,
-        preprocess_s=0.01, ttft_s=0.1, decode_s=0.5, e2e_s=0.7, decode_tok_s=60.0, preprocess_in_ttft=False,
-        text="x", fairness=Fairness(ok=True), notes=notes,
+        preprocess_s=0.01, ttft_s=0.1, decode_s=0.5, e2e_s=0.7, preprocess_in_ttft=False,
+        text="x", fairness=Fairness(ok=True), notes=notes, **{"decode_tok_s": 60.0, **timings},
     )
 
 
@@ -65,6 +66,25 @@ def test_a_schema_1_record_has_its_inter_token_warning_turned_into_a_note(tmp_pa
     run = write_run(tmp_path / "run", [json.dumps(old)])
     (loaded,) = read_records(run)
     assert loaded.notes == [NOTE] and loaded.details == {"streamed_tokens": 28}
+
+
+def test_a_schema_2_record_loads_with_no_inter_chunk_times(tmp_path):
+    old = json.loads(record(0, [NOTE], schema_version=2, inter_token_s=[0.04]).model_dump_json(exclude={"inter_chunk_s"}))
+    (loaded,) = read_records(write_run(tmp_path / "run", [json.dumps(old)]))
+    assert (loaded.schema_version, loaded.inter_token_s, loaded.inter_chunk_s, loaded.notes) == (2, [0.04], None, [NOTE])
+
+
+def latency_table(run, out_dir):
+    (table,) = [block for block in latency_section(load_input([run]), out_dir).blocks if block.kind == "table"]
+    return dict(zip(table.headers, (cell.text for cell in table.rows[0])))
+
+
+def test_the_latency_table_shows_inter_chunk_times_only_where_a_stream_has_them(tmp_path):
+    chunked = record(0, [NOTE], inter_chunk_s=[0.04, 0.02], decode_tok_s=None)
+    table = latency_table(write_run(tmp_path / "chunked", [chunked.model_dump_json()]), tmp_path)
+    assert table["inter-chunk p50 / p99 (ms)"] == "30 / 39.8" and table["inter-token p50 / p99 (ms)"] == "not measured"
+    per_token = record(0, [], inter_token_s=[0.01])
+    assert "inter-chunk p50 / p99 (ms)" not in latency_table(write_run(tmp_path / "per-token", [per_token.model_dump_json()]), tmp_path)
 
 
 def test_notes_stay_out_of_the_flat_dataframe():

@@ -236,6 +236,7 @@ class OpenAIBackend(Backend):
                 **connection_details,
             },
             notes=_stream_notes(result),
+            chunk_tokens_exact=_chunks_add_up(result),
         )
 
     def close(self) -> None:
@@ -279,10 +280,17 @@ def _stream_details(result: ChatResult) -> dict[str, Any]:
     return {"stream_count_source": result.stream_count_source, "streamed_tokens": result.streamed_tokens}
 
 
+def _chunks_add_up(result: ChatResult) -> bool:
+    """Every output token was counted in some chunk (or nothing was streamed): the per-chunk counts
+    are then the stream's own, so the gaps can be spread per token."""
+    return result.streamed_tokens is None or result.streamed_tokens == result.output_tokens
+
+
 def _stream_notes(result: ChatResult) -> list[RecordNote]:
-    """A stream whose chunks do not add up to the output: its inter-token times are not per token."""
-    if result.streamed_tokens is None or result.streamed_tokens == result.output_tokens:
+    """A stream whose chunks do not add up to the output: its per-token gaps are unknown."""
+    if _chunks_add_up(result):
         return []
     return [RecordNote(kind="inter_token_chunks", message=(
-        f"chunks accounted for {result.streamed_tokens} of {result.output_tokens} tokens; "
-        "inter-token times of multi-token chunks are not per token"))]
+        f"chunks accounted for {result.streamed_tokens} of {result.output_tokens} tokens, so how many tokens "
+        "each chunk carried is unknown; inter-token times and decode speed are left unknown and the gaps "
+        "between chunks are reported as inter-chunk times"))]
