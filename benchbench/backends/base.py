@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -22,6 +22,7 @@ from benchbench.workload.build import WorkloadRequest
 
 if TYPE_CHECKING:
     import asyncio
+    from benchbench.backends.http_wire import Origin
 
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 
@@ -153,6 +154,25 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Release the engine (stop servers, free memory)."""
+
+
+@runtime_checkable
+class ServedOverHttp(Protocol):
+    """A server backend the load client drives directly (execution/load_runner.py) when its
+    ``concurrency`` is ``server``: its prepared requests carry their HTTP request rendered to bytes
+    (``prepared.request``, before the clock), sent to ``load_origin()`` by the client's own
+    connections, each within ``load_deadline_s()``; the backend then reads each received stream.
+    backends/server.py's ServerBackend implements it for the server backends."""
+
+    def load_origin(self) -> Origin:
+        """Where the load client sends ``prepared.request``."""
+
+    def load_deadline_s(self) -> float:
+        """How long one request may take: the backend's request deadline."""
+
+    def generation_from_events(self, prepared: Any, events: Sequence[tuple[int, str]]) -> tuple[Generation, list[tuple[int, int]]]:
+        """A received stream (arrival ns, data per event): the Generation and (arrival ns, tokens)
+        per event with tokens. Raises ValueError when the events are not a whole, readable answer."""
 
 
 def parse_options(backend_cls: type[Backend], options: dict[str, Any], name: str) -> BackendOptions:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from benchbench.backends.base import Backend
+from benchbench.backends.base import Backend, ServedOverHttp
 from benchbench.config.load import LoadPoint, LoadSpec, SloSpec
 from benchbench.execution.engine_load import serve_on_engine_loop
 from benchbench.execution.inprocess_load import LoadJob, ServedRequest, serve_point
@@ -74,6 +74,8 @@ def run_workload_load(backend: Backend, workload: Workload, record: Callable[[Lo
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_on_engine_loop)
     if backend.concurrency.batching != "server":
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_point)
+    if not isinstance(backend, ServedOverHttp):
+        raise TypeError(f"backend kind {backend.kind}: batching 'server' needs the ServedOverHttp hooks (backends/base.py)")
     connections = min(256, max([*(spec.concurrency or []), spec.max_in_flight or 0, 16]))
     with LoadClient(backend.load_origin(), processes=1, connections=connections) as client:
         serve = HttpServer(backend, client)
@@ -141,14 +143,14 @@ class HttpServer:
     """Serves a point's jobs through the load client: requests prepared and rendered before the
     point (untimed), sent on the strategy's schedule, each answer parsed by the backend after it."""
 
-    def __init__(self, backend: Backend, client: LoadClient):
+    def __init__(self, backend: ServedOverHttp, client: LoadClient):
         self.backend, self.client = backend, client
 
     def __call__(self, backend: Backend, jobs: Sequence[LoadJob], strategy, seed: int, duration_s: float | None) -> list[ServedRequest]:
         prepared = [backend.prepare(job.request) for job in jobs]
         bodies = [p.request for p in prepared]
         offsets = strategy.due_offsets(len(jobs), seed)
-        deadline_s = backend.context.network_deadline_s(getattr(backend.options, "request_timeout_s", None))
+        deadline_s = self.backend.load_deadline_s()
         exchanges = self.client.run_point(bodies, offsets, strategy.max_in_flight, deadline_s, duration_s)
         return [self._served(jobs[e.index], prepared[e.index], e) for e in exchanges]
 

@@ -10,18 +10,20 @@ from benchbench.workload.build import Workload, build_workload
 
 
 def one_image_workload(
-    max_new_tokens: int, requests: int = 1, warmup: int = 0, max_num: int = 6, question: str = "What is shown?"
+    max_new_tokens: int, requests: int = 1, warmup: int = 0, max_num: int = 6, question: str = "What is shown?",
+    size: tuple[int, int] = (800, 600), load: dict | None = None,
 ) -> Workload:
-    """One 800x600 image per request (InternVL plans 7 tiles at max_num 6)."""
+    """One image per request: 800x600 by default (InternVL plans 7 tiles at max_num 6)."""
     scenario = parse_scenario(
         {
             "name": "one-image",
-            "images": {"synthetic": {"sizes": [[800, 600]]}},
+            "images": {"synthetic": {"sizes": [list(size)]}},
             "prompt": {"turns": [{"user": f"<image>\n{question}"}]},
             "requests": requests,
             "warmup": warmup,
             "max_new_tokens": max_new_tokens,
             "tiling": {"max_num": max_num},
+            **({"load": load} if load else {}),
         },
         source="test",
     )

@@ -34,6 +34,10 @@ Behaviour switches (environment):
   STANDIN_SPAWN_CHILD    start a long-sleeping child process (as LightLLM's workers are)
   STANDIN_TOKEN_DELAY_S  pause before each streamed token
   STANDIN_EOS_AFTER      without ignore_eos, stop after this many tokens with finish_reason "stop"
+  STANDIN_HOLD_UNTIL_IN_FLIGHT  hold each request's first token (up to 10 s) until this many requests
+                         have been in flight at once, so a test sees a concurrent client as concurrent
+Requests are served on threads, each at once; a recorded request body carries ``in_flight``, the
+requests in progress (itself included) when it arrived.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -96,6 +101,22 @@ class StandInLightLLMServer(ThreadingHTTPServer):
         self.args = args
         self.seen_prompts: set[str] = set()
         self.seen_images: set[str] = set()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.hold_until = int(os.environ.get("STANDIN_HOLD_UNTIL_IN_FLIGHT", "0"))
+        self.released = threading.Event()
+
+    def arrived(self, entry: dict) -> None:
+        """One more request in progress; recorded with the count."""
+        with self.lock:
+            self.in_flight += 1
+            self.record({**entry, "in_flight": self.in_flight})
+            if self.in_flight >= self.hold_until:
+                self.released.set()
+
+    def left(self) -> None:
+        with self.lock:
+            self.in_flight -= 1
 
     def cache_misses_cost_s(self, prompt: str, images: list, parameters: dict) -> float:
         """What this request pays before its first token for what the caches did not hold."""
@@ -143,7 +164,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.record({"path": self.path, "body": body})
+        self.server.arrived({"path": self.path, "body": body})
+        try:
+            self._answer(body)
+        finally:
+            self.server.left()
+
+    def _answer(self, body: dict) -> None:
         try:
             prompt, parameters, images = _validate(body)
         except (KeyError, TypeError, ValueError) as exc:
@@ -152,6 +179,7 @@ class _Handler(BaseHTTPRequestHandler):
         tokens = _token_count(parameters)
         prompt_tokens = len(prompt) + 256 * len(images)
         time.sleep(self.server.cache_misses_cost_s(prompt, images, parameters))
+        self.server.released.wait(timeout=10)
         if self.path == "/generate":
             self._json(200, _generate_answer(tokens, parameters, prompt_tokens))
         elif self.path == "/generate_stream":

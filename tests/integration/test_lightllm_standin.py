@@ -191,7 +191,7 @@ def test_streamed_request_reports_every_token_and_the_servers_counts(tmp_path, s
     assert generation.input_tokens == len(prepared.body["inputs"]) + 256  # the stand-in's prompt_tokens rule
     assert (generation.tiles, generation.image_tokens) == (5, 5 * 256)
     sent = [json.loads(line) for line in record.read_text().splitlines()[1:]]
-    assert sent == [{"path": "/generate_stream", "body": prepared.body}]
+    assert sent == [{"path": "/generate_stream", "body": prepared.body, "in_flight": 1}]
 
 
 def test_non_streaming_request_counts_tokens_and_leaves_the_timer_alone(tmp_path, shim_path, record):

@@ -12,24 +12,27 @@ from __future__ import annotations
 import math
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, model_validator
 
-from benchbench.backends.base import Backend, BackendOptions, Capabilities, Generation, TokenTimer
+from benchbench.backends.base import BackendOptions, Capabilities, Generation, TokenTimer
 from benchbench.backends.http_client import ConnectionLost, new_connection_details
-from benchbench.backends.lightllm.client import LightLLMClient
+from benchbench.backends.lightllm.client import LightLLMClient, TokenSink
 from benchbench.backends.checkpoint import checkpoint_family
 from benchbench.backends.lightllm.protocol import (
     IMAGE_TAG,
     RESIZE_ABOVE_PIXELS,
+    LightLLMResult,
     lightllm_resized,
     lightllm_tiles,
     request_body,
     sampling_parameters,
 )
 from benchbench.backends.lightllm.versions import MODULE, InstalledLightLLM, inspect_installed
+from benchbench.backends.server import ServerBackend
 from benchbench.backends.url import ServerUrl
 from benchbench.errors import BackendError, BenchError, ModelError
 from benchbench.execution.launch import LaunchedServer, ServerSpec, free_port, launch
@@ -146,7 +149,7 @@ class PreparedRequest:
     images_shrunk: tuple[str, ...] = ()
 
 
-class LightLLMBackend(Backend):
+class LightLLMBackend(ServerBackend):
     kind = "lightllm"
     Options = LightLLMOptions
     options: LightLLMOptions
@@ -278,6 +281,12 @@ class LightLLMBackend(Backend):
             result = self.client.generate_stream(prepared.request, timer.tokens) if stream else self.client.generate(prepared.request)
         except BackendError as exc:
             raise self._explained(exc) from None
+        return self._generation(result, prepared, new_connection_details(self.client.http.connections_opened - connections_before))
+
+    def _stream_sink(self, on_tokens: Callable[[int], None]) -> TokenSink:
+        return TokenSink(on_tokens)
+
+    def _generation(self, result: LightLLMResult, prepared: PreparedRequest, connection_details: dict[str, Any]) -> Generation:
         tiles = None if prepared.tiles_per_image is None else sum(prepared.tiles_per_image)
         return Generation(
             text=result.text,
@@ -293,7 +302,7 @@ class LightLLMBackend(Backend):
                 "tiles_per_image": prepared.tiles_per_image and list(prepared.tiles_per_image),
                 "tiling_rule": self._tiling_rule,
                 **_shrink_note(prepared.images_shrunk),
-                **new_connection_details(self.client.http.connections_opened - connections_before),
+                **connection_details,
             },
         )
 

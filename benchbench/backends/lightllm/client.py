@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -54,7 +54,7 @@ class LightLLMClient:
 
     def generate_stream(self, request: bytes, on_tokens: Callable[[int], None]) -> LightLLMResult:
         """Send a rendered POST /generate_stream, calling ``on_tokens(n)`` as each event arrives."""
-        sink = _EventSink(StreamAccumulator(), on_tokens)
+        sink = TokenSink(on_tokens)
         try:
             finished = self.http.stream(request, "/generate_stream", self.timeout_s, sink)
         except Refused as exc:
@@ -68,16 +68,18 @@ class LightLLMClient:
                 f"lightllm server {self.url}: stream ended after {sink.progress()} without finishing "
                 "(connection closed); the server may have crashed"
             )
-        return sink.accumulated.result()
+        return sink.result()
 
     def close(self) -> None:
         self.http.close()
 
 
 @dataclass
-class _EventSink:
-    accumulated: StreamAccumulator
+class TokenSink:
+    """/generate_stream's events into its accumulator, ``on_tokens(n)`` per event with tokens."""
+
     on_tokens: Callable[[int], None]
+    accumulated: StreamAccumulator = field(default_factory=StreamAccumulator)
 
     def take(self, data: str) -> bool:
         if (added := self.accumulated.add(parse_stream_data(data))) > 0:
@@ -86,3 +88,10 @@ class _EventSink:
 
     def progress(self) -> str:
         return f"{self.accumulated.output_tokens} token(s)"
+
+    @property
+    def complete(self) -> bool:
+        return self.accumulated.finished
+
+    def result(self) -> LightLLMResult:
+        return self.accumulated.result()

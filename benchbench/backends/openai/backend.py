@@ -14,22 +14,22 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from pydantic import Field
 
-from benchbench.backends.base import Backend, BackendOptions, Capabilities, Concurrency, Generation, TokenTimer
+from benchbench.backends.base import BackendOptions, Capabilities, Generation, TokenTimer
 from benchbench.backends.http_client import new_connection_details
-from benchbench.backends.http_wire import Origin
 from benchbench.backends.checkpoint import CheckpointFamily, checkpoint_family
+from benchbench.backends.server import ServerBackend
 from benchbench.backends.url import ServerUrl
-from benchbench.backends.openai.client import OpenAIClient
+from benchbench.backends.openai.client import ChunkSink, OpenAIClient
 from benchbench.backends.openai.sglang import INTERNLM2_BUDGET, sglang_budget, sglang_tiles
 from benchbench.backends.openai.protocol import TRAITS, Dialect, baseline_body, request_body
-from benchbench.backends.openai.responses import DONE, ChatResult, StreamAccumulator, infer_tiles, parse_sse_data
+from benchbench.backends.openai.responses import ChatResult, infer_tiles
 from benchbench.errors import BackendError, BenchError
 from benchbench.results.records import RecordNote
 from benchbench.workload.build import WorkloadRequest
@@ -65,7 +65,7 @@ class PreparedChat:
     """Tiles the server's own rule gives (SGLang), where it differs from InternVL's."""
 
 
-class OpenAIBackend(Backend):
+class OpenAIBackend(ServerBackend):
     kind = "openai"
     Options = OpenAIOptions
     options: OpenAIOptions
@@ -192,30 +192,8 @@ class OpenAIBackend(Backend):
             result = self.client.complete(prepared.request)
         return self._generation(result, prepared, new_connection_details(self.client.http.connections_opened - connections_before))
 
-    @property
-    def concurrency(self) -> Concurrency:
-        # streamed requests under load go through the asyncio load client; the server schedules them
-        return Concurrency("server", None) if self.options.stream else Concurrency("none", 1)
-
-    def load_origin(self) -> Origin:
-        """Where the load client (which opens its own connections) sends ``prepared.request``."""
-        return self.client.http.origin
-
-    def generation_from_events(self, prepared: PreparedChat, events: Sequence[tuple[int, str]]) -> tuple[Generation, list[tuple[int, int]]]:
-        """A streamed answer the load client received: the Generation and (time, tokens) per chunk.
-        Raises ValueError (StreamError included) when the stream is not a complete chat stream."""
-        accumulator = StreamAccumulator(usage_per_chunk=TRAITS[self.options.dialect].usage_per_chunk)
-        marks = []
-        for arrived_ns, data in events:
-            chunk = parse_sse_data(data)
-            if chunk == DONE:
-                break
-            tokens = accumulator.add(chunk)
-            if tokens:
-                marks.append((arrived_ns, tokens))
-        if accumulator.finish_reason is None:
-            raise ValueError(f"stream ended after {accumulator.counted} token(s) without a finish reason")
-        return self._generation(accumulator.result(), prepared, {}), marks
+    def _stream_sink(self, on_tokens: Callable[[int], None]) -> ChunkSink:
+        return ChunkSink(on_tokens, TRAITS[self.options.dialect].usage_per_chunk)
 
     def _generation(self, result: ChatResult, prepared: PreparedChat, connection_details: dict[str, Any]) -> Generation:
         tiles, image_tokens, image_details = _image_counts(result, prepared)

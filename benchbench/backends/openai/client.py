@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,7 +69,7 @@ class OpenAIClient:
 
     def stream(self, request: bytes, on_tokens: Callable[[int], None], usage_per_chunk: bool) -> ChatResult:
         """Send a rendered streamed chat completion, calling ``on_tokens(n)`` as chunks with tokens arrive."""
-        sink = _ChunkSink(StreamAccumulator(usage_per_chunk=usage_per_chunk), on_tokens)
+        sink = ChunkSink(on_tokens, usage_per_chunk)
         try:
             self.http.stream(request, CHAT_PATH, self.timeout_s, sink)
         except Refused as exc:
@@ -78,13 +78,12 @@ class OpenAIClient:
             raise BackendError(f"openai server {self.url} reported an error mid-stream: {exc}") from None
         except ValueError as exc:
             raise BackendError(f"openai server {self.url}: stream event is not chat.completion.chunk JSON ({exc})") from None
-        accumulated = sink.accumulated
-        if accumulated.finish_reason is None:  # transformers serve sends no [DONE]: the body's end is the end
+        if not sink.complete:  # transformers serve sends no [DONE]: the body's end is the end
             raise ConnectionLost(
-                f"openai server {self.url}: stream ended after {accumulated.counted} token(s) without a "
+                f"openai server {self.url}: stream ended after {sink.progress()} without a "
                 "finish_reason; the server may have crashed"
             )
-        return accumulated.result()
+        return sink.result()
 
     def close(self) -> None:
         self.http.close()
@@ -114,9 +113,15 @@ class OpenAIClient:
 
 
 @dataclass
-class _ChunkSink:
-    accumulated: StreamAccumulator
+class ChunkSink:
+    """A chat stream's events into its accumulator, ``on_tokens(n)`` per chunk with tokens."""
+
     on_tokens: Callable[[int], None]
+    usage_per_chunk: bool = False
+    accumulated: StreamAccumulator = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.accumulated = StreamAccumulator(usage_per_chunk=self.usage_per_chunk)
 
     def take(self, data: str) -> bool:
         chunk = parse_sse_data(data)
@@ -128,3 +133,10 @@ class _ChunkSink:
 
     def progress(self) -> str:
         return f"{self.accumulated.counted} token(s)"
+
+    @property
+    def complete(self) -> bool:
+        return self.accumulated.finish_reason is not None
+
+    def result(self) -> ChatResult:
+        return self.accumulated.result()
