@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def test_plan_and_size_are_printed_before_the_cells_run(local_sweep):
     _, result = local_sweep
     lines = result.stdout.splitlines()
-    size = next(i for i, line in enumerate(lines) if line.startswith("6 cell(s), 0 combination(s) skipped, 6 distinct workload(s)"))
+    size = next(i for i, line in enumerate(lines) if line.startswith("4 cell(s), 0 combination(s) skipped, 4 distinct workload(s)"))
     first_cell = next(i for i, line in enumerate(lines) if line.startswith("cell 1-max_num=1-max_new_tokens=2 ok"))
     assert size < first_cell
 
@@ -75,7 +75,7 @@ def test_resume_of_a_finished_sweep_is_a_one_line_error(local_sweep):
 def test_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     result = sweep_cli("sweep", str(write_sweep(tmp_path)), "--dry-run", "--output-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    assert "6 cell(s), 0 combination(s) skipped, 6 distinct workload(s), executor local" in result.stdout
+    assert "4 cell(s), 0 combination(s) skipped, 4 distinct workload(s), executor local" in result.stdout
     assert not (tmp_path / "out").exists()
 
 

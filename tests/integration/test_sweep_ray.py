@@ -98,7 +98,7 @@ def test_killed_cell_leaves_no_process_or_scratch_folder_behind(killed_sweep):
 def test_resume_runs_only_the_unfinished_cell_and_completes_the_sweep(killed_sweep):
     resumed = killed_sweep.resumed
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert resumed.stdout.splitlines()[0] == f"resuming 1 of 6 cell(s): {VICTIM}"
+    assert resumed.stdout.splitlines()[0] == f"resuming 1 of 4 cell(s): {VICTIM}"
     final = outcomes(killed_sweep.sweep_dir)
     assert {cell: o["status"] for cell, o in final.items()} == {cell: "ok" for cell in CELL_IDS}
     assert final[VICTIM]["attempts"] == 2 and final[CELL_IDS[0]]["attempts"] == 1
