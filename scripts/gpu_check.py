@@ -2,7 +2,9 @@
 
 Runs, each as a real ``python -m benchbench run`` into its own run folder: ``10x-image`` with
 placement ``cuda`` and ``auto``, ``tiles-sweep``, and the Transformers backend against
-``transformers serve`` of the same model through the OpenAI backend (dialect transformers). Then
+``transformers serve`` of the same model through the OpenAI backend (dialect transformers), and
+``serve-sweep`` (concurrency 1-8) of in-process static batching against ``transformers serve
+--continuous-batching`` where the installed transformers has it (``--only serve-sweep``). Then
 checks every run folder (each backend ok, every request fair, no CUDA error in any log), prints one
 summary table, and packs the run folders, the logs and the summary into one archive in OUTDIR
 (beside it, the summary as text; the run folders themselves are built in a temporary folder).
@@ -45,6 +47,9 @@ class Step:
     name: str
     argv: list[str]
     needs_server: bool = False
+    continuous_batching: bool = False
+    default: bool = True
+    """run without --only (the load step is asked for by name: the default check keeps its 8 minutes)"""
     run_dir: Path | None = None
     problems: list[str] = field(default_factory=list)
     wall_s: float | None = None
@@ -75,7 +80,7 @@ def main() -> int:
     if unknown:
         say(f"--only {', '.join(sorted(unknown))}: no such step; steps here: {', '.join(s.name for s in steps)}")
         return 2
-    steps = [step for step in steps if not args.only or step.name in args.only]
+    steps = [step for step in steps if step.name in args.only] if args.only else [step for step in steps if step.default]
     budget_s = BUDGET_S[args.device]
     for step in steps:
         remaining = budget_s - RESERVE_S - (time.monotonic() - started)
@@ -124,6 +129,11 @@ def plan(device: str, model: str) -> list[Step]:
     steps.append(Step("serve", ["--scenario", "10x-image", *common, "--backend", "transformers", "--backend", "openai",
                                 "--option", f"transformers.placement={placements[0]}",
                                 "--option", "openai.dialect=transformers"], needs_server=True))  # fmt: skip
+    steps.append(Step("serve-sweep", ["--scenario", "serve-sweep", *common, "--repeats", "2", "--backend", "transformers",
+                                      "--backend", "openai", "--option", "transformers.max_batch_size=8",
+                                      "--option", f"transformers.placement={placements[0]}",
+                                      "--option", "openai.dialect=transformers"],
+                      needs_server=True, continuous_batching=True, default=False))  # fmt: skip
     return steps
 
 
@@ -135,7 +145,7 @@ def run_step(step: Step, work: Path, model_dir: Path, device: str, timeout_s: fl
     t0 = time.monotonic()
     try:
         if step.needs_server:
-            with serve(model_dir, device, work) as server:
+            with serve(model_dir, device, work, step.continuous_batching) as server:
                 say(f"transformers serve healthy at {server.url} after {time.monotonic() - t0:.1f} s")
                 step.argv += ["--url", server.url, "--option", f"openai.model={model_dir}"]
                 code = run_bench(step, log_path, timeout_s - (time.monotonic() - t0))
@@ -166,8 +176,9 @@ def run_bench(step: Step, log_path: Path, timeout_s: float) -> int | None:
     return done.returncode
 
 
-def serve(model_dir: Path, device: str, work: Path):
-    """``transformers serve`` of the model on the same device and dtype, in its own process group.
+def serve(model_dir: Path, device: str, work: Path, continuous_batching: bool = False):
+    """``transformers serve`` of the model on the same device and dtype, in its own process group;
+    with continuous batching (paged attention) when asked and the installed version has it.
 
     Requests name the model exactly as the server was given it (5.17 refuses any other name). Its
     /v1/models scans the Hugging Face cache and fails where there is none (a fresh GPU machine), so
@@ -177,14 +188,27 @@ def serve(model_dir: Path, device: str, work: Path):
     hub_cache = work / "hf-cache"
     hub_cache.mkdir(exist_ok=True)
     dtype = "bfloat16" if device == "cuda" else "float32"
+    batching = ["--continuous-batching"] if continuous_batching and serve_has_continuous_batching() else []
+    say(f"transformers serve batching: {'continuous' if batching else 'none (one request at a time)'}")
     spec = ServerSpec(
         name="transformers serve",
         argv=(sys.executable, "-m", "transformers.cli.transformers", "serve", str(model_dir), "--host", "127.0.0.1",
-              "--port", str(port), "--device", "cuda:0" if device == "cuda" else "cpu", "--dtype", dtype),
+              "--port", str(port), "--device", "cuda:0" if device == "cuda" else "cpu", "--dtype", dtype, *batching),
         env={"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_UPDATE_CHECK": "1", "HF_HUB_CACHE": str(hub_cache)},
         port=port, log_path=work / "logs" / "transformers-serve.log", startup_timeout_s=180,
     )  # fmt: skip
     return launch(spec)
+
+
+def serve_has_continuous_batching() -> bool:
+    """transformers 5.24's ``Serve`` takes ``continuous_batching``; older serve commands may not."""
+    import inspect
+
+    try:
+        from transformers.cli.serve import Serve
+    except ImportError:
+        return False
+    return "continuous_batching" in inspect.signature(Serve.__init__).parameters
 
 
 def check_run(run_dir: Path, device: str) -> list[str]:
