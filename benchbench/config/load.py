@@ -14,14 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+
+from benchbench.config.fields import STRICT, Int
 
 Arrivals = Literal["poisson", "constant", "gamma"]
 PointKind = Literal["serial", "concurrency", "rate", "throughput"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
 
 class SloSpec(_Strict):
@@ -38,15 +40,15 @@ class SloSpec(_Strict):
 
 
 class LoadSpec(_Strict):
-    concurrency: list[int] | None = Field(default=None, min_length=1)
+    concurrency: list[Int] | None = Field(default=None, min_length=1)
     rate: list[float] | None = Field(default=None, min_length=1)
-    sweep: int | None = Field(default=None, ge=1, le=32)
+    sweep: Int | None = Field(default=None, ge=1, le=32)
     arrivals: Arrivals = "poisson"
     burstiness: float = Field(default=1.0, gt=0, le=100, description="gamma shape: 1 is Poisson, < 1 burstier")
-    max_in_flight: int | None = Field(default=None, ge=1, le=4096)
-    requests: int | None = Field(default=None, ge=1, le=100_000, description="per point [scenario requests]")
+    max_in_flight: Int | None = Field(default=None, ge=1, le=4096)
+    requests: Int | None = Field(default=None, ge=1, le=100_000, description="per point [scenario requests]")
     duration_s: float | None = Field(default=None, gt=0, le=86_400, description="per point, instead of a count")
-    warmup: int | None = Field(default=None, ge=0, le=4096, description="per point [requests it holds in flight]")
+    warmup: Int | None = Field(default=None, ge=0, le=4096, description="per point [requests it holds in flight]")
     max_error_rate: float = Field(default=0.1, ge=0, le=1, description="past this a backend fails")
 
     @model_validator(mode="after")
@@ -106,7 +108,7 @@ class LoadPoint:
     warmup: int
     arrivals: Arrivals
     burstiness: float
-    max_in_flight: int | None
+    max_in_flight: Int | None
 
     @property
     def label(self) -> str:

@@ -7,11 +7,12 @@ import hashlib
 import json
 from pathlib import Path
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from benchbench.config.fields import STRICT, Int
 from benchbench.config.load import LoadSpec, SloSpec
 from benchbench.config.yaml_budget import YAMLTooLarge, safe_load
 from benchbench.errors import BenchError, ScenarioError
@@ -24,11 +25,9 @@ MAX_SCENARIO_BYTES = 1024 * 1024
 
 
 class _Strict(BaseModel):
-    # a count given as true/false or 2.5 is a mistake, not 1 or 2; inf/nan are not durations
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = STRICT
 
 
-Int = Annotated[int, Strict()]
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
 

@@ -86,11 +86,18 @@ def test_rate_points_carry_arrivals_cap_and_per_point_counts():
         ({"rate": [-1]}, "above 0"),
         ({"rate": [1], "requests": 5, "duration_s": 3}, "not both"),
         ({"rate": [1], "arivals": "poisson"}, "load.arivals': unknown field"),
+        ({"concurrency": [True]}, "field 'load.concurrency.0': Input should be a valid integer"),
+        ({"rate": [1], "requests": True}, "field 'load.requests': Input should be a valid integer"),
+        ({"sweep": True}, "field 'load.sweep': Input should be a valid integer"),
+        ({"rate": [1], "max_in_flight": True}, "field 'load.max_in_flight': Input should be a valid integer"),
+        ({"rate": [1], "warmup": False}, "field 'load.warmup': Input should be a valid integer"),
+        ({"rate": [1], "duration_s": float("inf")}, "field 'load.duration_s'"),
     ],
 )
 def test_bad_load_blocks_are_one_line_errors_naming_the_field(load, message):
-    with pytest.raises(ScenarioError, match=message):
+    with pytest.raises(ScenarioError, match=message) as caught:
         _scenario(**load)
+    assert "\n" not in str(caught.value)
 
 
 def test_slo_needs_a_threshold():
