@@ -212,7 +212,9 @@ def _print_outcome(run_dir: Path, manifest, report_path: Path) -> None:
     import pandas as pd
 
     summary = pd.read_csv(run_dir / "summary.csv")  # the report's own summary, not computed again
-    columns = {"backend": "backend", "requests": "requests", "unfair_requests": "unfair"}
+    columns = {"backend": "backend", "point": "point", "requests": "requests", "unfair_requests": "unfair"}
+    if "point" not in summary:  # a serial run: one row per backend
+        del columns["point"]
     if not summary.empty:  # metrics under their registry names, as in summary.csv and gate rules
         table = summary.reindex(columns=[*columns, *PRINTED_METRICS]).rename(columns=columns)
         click.echo(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))

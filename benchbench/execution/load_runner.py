@@ -23,8 +23,9 @@ from benchbench.execution.inprocess_load import LoadJob, ServedRequest, serve_po
 from benchbench.execution.loadclient import Exchange, LoadClient
 from benchbench.execution.measure import Measurement
 from benchbench.execution.strategies import SweepProfile, strategy_for
-from benchbench.results.load import LoadFields, meets_slo, tpot_s
-from benchbench.results.records import RequestRecord
+from benchbench.results.load import by_point, meets_slo
+from benchbench.results.metrics import aggregate, by_repeat, time_per_output_token_s
+from benchbench.results.records import LoadFields, RequestRecord
 from benchbench.workload.build import Workload, WorkloadRequest
 
 
@@ -49,7 +50,7 @@ class LoadMeasurement:
         ).record()  # fmt: skip
         record = base.model_copy(update={"load": self._fields(served)})
         if self.slo is not None:
-            within = meets_slo(record.ttft_s, tpot_s(record), self.slo.ttft_p99_s, self.slo.tpot_p99_s)
+            within = meets_slo(record.ttft_s, time_per_output_token_s(record), self.slo.ttft_p99_s, self.slo.tpot_p99_s)
             record.load.within_slo = within
         return record
 
@@ -65,39 +66,63 @@ class LoadMeasurement:
         )  # fmt: skip
 
 
-def run_workload_load(backend: Backend, workload: Workload, record: Callable[[LoadMeasurement], None]) -> list[LoadPoint]:
-    """The workload's load plan (its points, SLO and seed) through one backend."""
+def run_workload_load(backend: Backend, workload: Workload, record: Callable[[LoadMeasurement], None],
+                      earlier: Sequence[RequestRecord] = ()) -> list[LoadPoint]:  # fmt: skip
+    """The workload's load plan (its points, SLO and seed) through one backend; a resumed run passes
+    the backend's records so far (``earlier``) and its finished points are not run again."""
     plan = workload.load or {}
     slo = SloSpec.model_validate(plan["slo"]) if plan.get("slo") else None
     spec = LoadSpec.model_validate(plan["spec"])
     if backend.engine_loop() is not None:
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_on_engine_loop)
     if backend.concurrency.batching != "server":
-        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_point)
+        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_point, earlier)
     if not isinstance(backend, ServedOverHttp):
         raise TypeError(f"backend kind {backend.kind}: batching 'server' needs the ServedOverHttp hooks (backends/base.py)")
     connections = min(256, max([*(spec.concurrency or []), spec.max_in_flight or 0, 16]))
     with LoadClient(backend.load_origin(), processes=1, connections=connections) as client:
         serve = HttpServer(backend, client)
-        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve)
+        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve, earlier)
 
 
 def run_load_points(
     backend: Backend, workload: Workload, spec: LoadSpec, slo: SloSpec | None, seed: int,
-    record: Callable[[LoadMeasurement], None], serve=serve_point,
+    record: Callable[[LoadMeasurement], None], serve=serve_point, earlier: Sequence[RequestRecord] = (),
 ) -> list[LoadPoint]:  # fmt: skip
-    """Every point of the spec for this backend; returns the points it ran (a sweep's included)."""
+    """Every point of the spec for this backend; returns the points it ran or had finished (a sweep's
+    included). A point ``earlier`` records finished is skipped; an unfinished one runs again from its
+    start (its earlier records are superseded: ``records.standing``)."""
     count, warmup = len(workload.measured), len(workload.warmup)
     points = spec.points(count, warmup)
+    finished = finished_points(earlier, workload, spec)
     ran: list[LoadPoint] = []
     achieved: dict[str, float] = {}
     while points:
         point = points.pop(0)
-        achieved[point.kind] = _run_point(backend, workload, point, slo, seed, record, serve)
+        if point.label in finished:
+            achieved[point.kind] = finished[point.label]
+        else:
+            achieved[point.kind] = _run_point(backend, workload, point, slo, seed, record, serve)
         ran.append(point)
         if spec.mode == "sweep" and point.kind == "throughput":
             points = SweepProfile(spec, spec.sweep or 1).rate_points(achieved["serial"], achieved["throughput"], count, warmup)
     return ran
+
+
+def finished_points(earlier: Sequence[RequestRecord], workload: Workload, spec: LoadSpec) -> dict[str, float]:
+    """Points of an earlier session that finished, with their achieved requests/s (the registry's
+    ``req_s``; a sweep's rates follow from it). A point finished when every repeat holds all its
+    measured requests, or when a later point has records (points run in order); a point measured
+    for a duration has no count to check, so the last one recorded runs again."""
+    points = by_point(earlier)
+    finished = {}
+    for index, (label, records) in enumerate(points.items()):
+        repeats = by_repeat(records)
+        counted = spec.duration_s is None and all(
+            len(repeats.get(repeat, [])) >= len(workload.measured_for(repeat)) for repeat in range(workload.repeats))
+        if counted or index < len(points) - 1:
+            finished[label] = aggregate(records)["req_s"] or 0.0
+    return finished
 
 
 def _run_point(backend: Backend, workload: Workload, point: LoadPoint, slo: SloSpec | None, seed: int, record, serve) -> float:
@@ -116,8 +141,8 @@ def _run_point(backend: Backend, workload: Workload, point: LoadPoint, slo: SloS
         for item in served:
             record(LoadMeasurement(backend, point, item, t0_ns, wall, slo))
         span_s = (max(s.end_ns for s in served) - min(s.arrival_ns for s in served)) / 1e9 if served else 0.0
-        if jobs[0].request.phase == "measure" and span_s > 0:
-            rates.append(len(served) / span_s)
+        if jobs[0].request.phase == "measure" and span_s > 0:  # answered requests, as the registry's req_s
+            rates.append(sum(s.status == "ok" for s in served) / span_s)
     return sum(rates) / len(rates) if rates else 0.0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,7 @@ from benchbench.execution.measure import NS, measure_request
 from benchbench.execution.recorder import OnRecord, Recorder
 from benchbench.execution.resources import ResourceSampler
 from benchbench.execution.schedule import SERIAL, Job, Schedule
-from benchbench.results.records import BackendOutcome, RecordSink
+from benchbench.results.records import BackendOutcome, RecordSink, RequestRecord
 from benchbench.workload.build import Workload
 
 
@@ -42,13 +42,14 @@ def run_backend(
     sink: RecordSink,
     on_record: OnRecord,
     on_loaded: Callable[[BackendOutcome], None] = lambda outcome: None,
-    done: frozenset[tuple[str, int]] = frozenset(),
+    earlier: Sequence[RequestRecord] = (),
     schedule: Schedule = SERIAL,
 ) -> BackendOutcome:
     """Everything for one backend; a failure ends this backend only, keeping its finished records.
 
-    ``done`` holds (request_id, repeat) of measured requests already on disk (a resumed run);
-    they are not run again. Warmups always run, one at a time: a restarted engine is cold again.
+    ``earlier`` holds this backend's records already on disk (a resumed run): a serial run skips
+    its finished measured requests, a load run its finished points. Warmups always run, one at a
+    time: a restarted engine is cold again.
     """
     outcome = BackendOutcome(name=spec.name, kind=spec.kind, options=spec.options, status="running")
     backend = _make_backend(spec, settings)
@@ -66,7 +67,7 @@ def run_backend(
         on_loaded(outcome)
         if workload.load is not None:  # load points bring their own warmups and schedules
             with serving:
-                run_workload_load(backend, workload, recorder.record)
+                run_workload_load(backend, workload, recorder.record, earlier)
                 recorder.finish()
             outcome.status = "ok"
             return outcome
@@ -74,6 +75,7 @@ def run_backend(
         def measure(job: Job):
             return measure_request(backend, job.request, job.repeat)
 
+        done = {(r.request_id, r.repeat) for r in earlier if r.phase == "measure"}
         with serving:
             SERIAL.drive([Job(request, 0) for request in workload.warmup], measure, recorder.record)
             measured = [Job(request, repeat) for repeat in range(workload.repeats) for request in workload.measured_for(repeat)

@@ -60,7 +60,6 @@ def run_worker(run_dir: Path, index: int, events) -> None:
     try:
         workload = load_workload(run_dir, manifest.workload_hash)
         earlier = [r for r in read_records(run_dir) if r.backend == spec.name]
-        done = frozenset((r.request_id, r.repeat) for r in earlier if r.phase == "measure")
         session = max((r.session for r in earlier), default=-1) + 1  # a resume measures a new stretch
     except BenchError as exc:
         send("outcome", BackendOutcome(name=spec.name, kind=spec.kind, options=spec.options, status="failed", error=str(exc)))
@@ -73,7 +72,7 @@ def run_worker(run_dir: Path, index: int, events) -> None:
             spec, workload, settings, sink,
             on_record=lambda record: send("record", record),
             on_loaded=lambda outcome: send("loaded", outcome),
-            done=done,
+            earlier=earlier,
         )
     finally:
         sink.close()

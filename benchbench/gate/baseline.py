@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchbench.errors import BenchError
 from benchbench.files import FileError, read_text, write_text_atomic
-from benchbench.results.metrics import repeat_samples
+from benchbench.results.load import point_samples
+from benchbench.results.metrics import repeat_samples, split_point
 from benchbench.results.records import Manifest, RequestRecord, first_problem, read_manifest, read_records
 
 BASELINE_SCHEMA_VERSION = 2
@@ -41,10 +42,16 @@ class BackendSnapshot(_Strict):
     status: str
     error: str | None = None
     repeats: int
-    metrics: dict[str, list[float]] = Field(description="metric -> one sample per repeat, in repeat order")
+    metrics: dict[str, list[float]] = Field(description="metric (NAME@POINT under load) -> one sample per repeat, "
+                                                        "in repeat order")
     outputs: dict[str, list[Output]] = Field(description="request id -> its distinct outputs, first repeat first")
     unfair_requests: int
     violations: list[str] = Field(default_factory=list, description="the first few fairness violations")
+
+    @property
+    def points(self) -> list[str]:
+        """The load points its metrics were measured at (none for a serial run), in run order."""
+        return list(dict.fromkeys(point for name in self.metrics if (point := split_point(name)[1]) is not None))
 
 
 class Snapshot(_Strict):
@@ -67,7 +74,7 @@ def snapshot(records: list[RequestRecord], manifest: Manifest, source: str) -> S
         backends[outcome.name] = BackendSnapshot(
             kind=outcome.kind, status=outcome.status, error=outcome.error,
             repeats=len({record.repeat for record in own}),
-            metrics=repeat_samples(own),
+            metrics=point_samples(own) if any(r.load is not None for r in own) else repeat_samples(own),
             outputs=_distinct_outputs(own),
             unfair_requests=sum(not record.fairness.ok for record in own),
             violations=[f"{r.request_id} (repeat {r.repeat}): {v}" for r in own for v in r.fairness.violations][:5],

@@ -16,7 +16,8 @@ from enum import Enum
 from benchbench.gate.baseline import BackendSnapshot, Output, Snapshot
 from benchbench.gate.rules import DEFAULT_REPEATS, Check, ConsistencyCheck, FairnessCheck, RelativeCheck
 from benchbench.results.consistency import SequenceComparison, compare_sequences
-from benchbench.results.metrics import Direction
+from benchbench.errors import BenchError
+from benchbench.results.metrics import Direction, at_point
 from benchbench.results.stats import DEFAULT_RESAMPLES, Interval, bootstrap_ratio_ci
 
 CONFIDENCE = 0.99
@@ -62,7 +63,9 @@ class GateResult:
 
 
 def evaluate(baseline: Snapshot, run: Snapshot, rules: Sequence[Check], allow_different_hardware: bool = False) -> GateResult:
-    """Every rule for every backend of the baseline, judged against the run."""
+    """Every rule for every backend of the baseline, judged against the run; a rule on a load point
+    neither run has is refused (BenchError) rather than judged."""
+    check_points(rules, baseline, run)
     hardware = hardware_differences(baseline.environment, run.environment)
     timing_block = None
     if hardware and not allow_different_hardware:
@@ -79,6 +82,22 @@ def evaluate(baseline: Snapshot, run: Snapshot, rules: Sequence[Check], allow_di
     notes += _other_differences(baseline, run) + _repeats_note(baseline, run, rules)
     statistical = any(isinstance(rule, RelativeCheck) for rule in rules)
     return GateResult(tuple(verdicts), tuple(notes), METHOD if statistical else DIRECT_METHOD)
+
+
+def check_points(rules: Sequence[Check], baseline: Snapshot, run: Snapshot) -> None:
+    """A timing rule must match how both runs were measured: ``NAME@POINT`` at a point each has,
+    a plain name only where the runs have no load points."""
+    for rule in rules:
+        if not isinstance(rule, RelativeCheck):
+            continue
+        for side, snap in (("run", run), ("baseline", baseline)):
+            points = list(dict.fromkeys(p for backend in snap.backends.values() for p in backend.points))
+            if rule.point is None and points:
+                raise BenchError(f"rule '{rule.text}': the {side} {snap.source} measured load points; gate one, e.g. "
+                                 f"'{at_point(rule.metric, points[0])}' (points: {', '.join(points)})")
+            if rule.point is not None and rule.point not in points:
+                have = f"its points are {', '.join(points)}" if points else "it has no load points (a serial run)"
+                raise BenchError(f"rule '{rule.text}': the {side} {snap.source} has no load point {rule.point!r}; {have}")
 
 
 def judge(rule: Check, name: str, base: BackendSnapshot, current: BackendSnapshot) -> Verdict:

@@ -2,6 +2,7 @@
 
     output_tok_s: -5%                 may drop by at most 5% (higher is better)
     ttft_s_p90: +10%                  may rise by at most 10% (lower is better)
+    goodput_req_s@rate=4: -5%         a load run's metric at one load point (NAME@POINT)
     fairness: must_pass               every measured request of the run is fair
     consistency.exact_match: >= 0.99  share of requests whose output equals the baseline's
 """
@@ -20,7 +21,7 @@ from benchbench.config.yaml_budget import safe_load
 from benchbench.errors import BenchError
 from benchbench.files import read_text
 from benchbench.gate.baseline import SCHEMA_1_NAMES
-from benchbench.results.metrics import Direction, direction, published_names
+from benchbench.results.metrics import Direction, at_point, direction, published_names, split_point
 
 DEFAULT_REPEATS = 12
 """Repeats per run the default decision rule is designed for (benchmarks/gate_power.py, docs/ci.md)."""
@@ -45,8 +46,13 @@ class RelativeCheck:
         return self.metric
 
     @property
+    def point(self) -> str | None:
+        """The load point the rule is about (``rate=4``), None for a serial run's metric."""
+        return split_point(self.metric)[1]
+
+    @property
     def direction(self) -> Direction:
-        return direction(self.metric)
+        return direction(split_point(self.metric)[0])
 
     @property
     def text(self) -> str:
@@ -105,6 +111,14 @@ def rule_from(name: str, spec: str) -> Check:
     metrics = published_names()
     if name in metrics:
         return _relative_rule(name, spec, where)
+    metric, point = split_point(name)
+    metrics = published_names(load=True)
+    if metric in metrics:
+        if not point:
+            raise BenchError(f"{where}: {metric} is measured per load point; name the point after '@', e.g. "
+                             f"'{at_point(metric, 'rate=4')}: {spec}'")
+        return _relative_rule(name, spec, where)
+    name = metric  # an unknown metric, at a point or not: suggest by the metric's name
     if name in SCHEMA_1_NAMES:
         raise BenchError(f"{where}: metric {name!r} is now called {SCHEMA_1_NAMES[name]!r}; "
                          f"write '{SCHEMA_1_NAMES[name]}: {spec}'")
@@ -116,7 +130,7 @@ def rule_from(name: str, spec: str) -> Check:
 
 def _relative_rule(metric: str, spec: str, where: str) -> RelativeCheck:
     match = _PERCENT.match(spec)
-    worse = "-" if direction(metric) is Direction.HIGHER_IS_BETTER else "+"
+    worse = "-" if direction(split_point(metric)[0]) is Direction.HIGHER_IS_BETTER else "+"
     if not match:
         raise BenchError(f"{where}: give a tolerance in percent, e.g. '{metric}: {worse}5%'")
     sign, number = match.groups()

@@ -21,7 +21,7 @@ def load_figures(points: dict[str, Sequence[PointSummary]], labels: dict[str, st
                 "Throughput against latency: one line per engine, one marker per load point")]  # fmt: skip
     figures.append((_levels(points, labels, out_dir / "load_levels.png"),
                     "TTFT, TPOT and goodput against the load level (concurrency or request rate)"))  # fmt: skip
-    if any(p.lag_p99_s is not None for rows in points.values() for p in rows):
+    if any(p.metrics["lag_s_p99"] is not None for rows in points.values() for p in rows):
         figures.append((_lag(points, labels, out_dir / "load_lag.png"), "The load client's scheduling lag per point"))
     return figures
 
@@ -31,7 +31,7 @@ def _curves(points, labels, path: Path) -> Path:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         for key, rows in points.items():
             x = [p.achieved_req_s for p in rows]
-            for axis, values in zip(axes, ([p.ttft_p99_s for p in rows], [p.tpot_p99_s for p in rows])):
+            for axis, values in zip(axes, ([p.metrics["ttft_s_p99"] for p in rows], [p.metrics["tpot_s_p99"] for p in rows])):
                 axis.plot(x, _ms(values), marker="o", label=labels[key])
                 for p, xi, yi in zip(rows, x, _ms(values)):
                     axis.annotate(p.point.split("=")[-1], (xi, yi), fontsize=7, textcoords="offset points", xytext=(3, 3))
@@ -46,10 +46,10 @@ def _levels(points, labels, path: Path) -> Path:
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
         for key, rows in points.items():
             x = [p.value for p in rows]
-            axes[0].plot(x, _ms([p.ttft_p50_s for p in rows]), marker="o", label=f"{labels[key]} p50")
-            axes[0].plot(x, _ms([p.ttft_p99_s for p in rows]), marker="^", linestyle="--", label=f"{labels[key]} p99")
-            axes[1].plot(x, _ms([p.tpot_p50_s for p in rows]), marker="o", label=labels[key])
-            good = [float("nan") if p.goodput_req_s is None else p.goodput_req_s for p in rows]
+            axes[0].plot(x, _ms([p.metrics["ttft_s_p50"] for p in rows]), marker="o", label=f"{labels[key]} p50")
+            axes[0].plot(x, _ms([p.metrics["ttft_s_p99"] for p in rows]), marker="^", linestyle="--", label=f"{labels[key]} p99")
+            axes[1].plot(x, _ms([p.metrics["tpot_s_p50"] for p in rows]), marker="o", label=labels[key])
+            good = [float("nan") if p.metrics["goodput_req_s"] is None else p.metrics["goodput_req_s"] for p in rows]
             axes[2].plot(x, [p.achieved_req_s for p in rows], marker="o", label=f"{labels[key]} achieved")
             axes[2].plot(x, good, marker="s", linestyle="--", label=f"{labels[key]} goodput")
         kind = next(iter(points.values()))[-1].kind
@@ -63,7 +63,7 @@ def _lag(points, labels, path: Path) -> Path:
     with plt.rc_context(STYLE):
         fig, axis = plt.subplots(figsize=(5, 3.2))
         for key, rows in points.items():
-            axis.plot([p.value for p in rows], _ms([p.lag_p99_s for p in rows]), marker="o", label=labels[key])
+            axis.plot([p.value for p in rows], _ms([p.metrics["lag_s_p99"] for p in rows]), marker="o", label=labels[key])
         axis.axhline(1.0, color="grey", linestyle=":", label="1 ms: client-limited above")
         axis.set(xlabel="load level", ylabel="scheduling lag p99 (ms)")
         axis.legend(fontsize=8)

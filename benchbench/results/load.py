@@ -1,62 +1,27 @@
-"""What a request records about the load it ran under, and what a load point adds up to.
+"""What a load point adds up to: the metric registry over the point's records, plus the verdicts
+only a point has (within the SLO, client-limited).
 
-A point's rates come from its own wall span (first send to last answer), so a slow first
-request and a long tail both count; a point measured in several repeats (each with its own
-clock) spans the sum of its repeats' spans. Goodput counts the requests that met every SLO threshold.
-A point is *within the SLO* when its p99 TTFT and p99 TPOT meet the thresholds and its error
-rate stays under the scenario's limit; the headline is, per engine, the highest achieved
-request rate among such points. A point is *client-limited* when the client's own scheduling
-lag p99 exceeds 1 ms or it sent slower than the target rate: its numbers then describe the
-client, and the report says so.
+Every number of a point is the registry's (``results/metrics.py``) over that point's measured
+records: rates over each repeat's wall span (first send to last answer), so a slow first request
+and a long tail both count, averaged over repeats; percentiles pooled over the point's requests.
+summary.csv's rows, the baseline's ``NAME@POINT`` samples, gate rules and the report's load
+section all read it. Goodput counts the requests that met every SLO threshold. A point is
+*within the SLO* when its p99 TTFT and p99 TPOT meet the thresholds and its error rate stays
+under the scenario's limit; the headline is, per engine, the highest achieved request rate among
+such points. A point is *client-limited* when the client's own scheduling lag p99 exceeds 1 ms or
+it sent slower than the target rate: its numbers then describe the client, and the report says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
-import numpy as np
-from pydantic import BaseModel, ConfigDict
+from benchbench.results import metrics
+from benchbench.results.records import RequestRecord
 
 CLIENT_LAG_LIMIT_S = 1e-3
 RATE_SHORTFALL = 0.95
-
-
-class LoadFields(BaseModel):
-    """One request's place in its load point; times in seconds from the point's start."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    point: str
-    """the point's label: ``serial``, ``concurrency=4``, ``rate=2``, ``throughput``"""
-    point_kind: Literal["serial", "concurrency", "rate", "throughput"]
-    point_value: float
-    due_s: float
-    sent_s: float
-    lag_s: float | None = None
-    """the client's scheduling lag (HTTP load client only): sent late, not waiting for a slot"""
-    queue_s: float = 0.0
-    """waited for a free in-flight slot (client cap) or for the engine (in process)"""
-    first_byte_s: float | None = None
-    """send to the response's first byte (HTTP)"""
-    in_flight_at_send: int
-    batch_size: int | None = None
-    status: Literal["ok", "error", "timeout"] = "ok"
-    message: str = ""
-    within_slo: bool | None = None
-
-
-@dataclass(frozen=True)
-class PointRequest:
-    """The numbers a point summary needs from one measured request."""
-
-    load: LoadFields
-    repeat: int
-    done_s: float
-    output_tokens: int
-    ttft_s: float | None
-    tpot_s: float | None
 
 
 @dataclass(frozen=True)
@@ -66,26 +31,17 @@ class PointSummary:
     value: float
     requests: int
     errors: int
-    achieved_req_s: float
-    output_tok_s: float
-    goodput_req_s: float | None
-    ttft_p50_s: float | None
-    ttft_p99_s: float | None
-    tpot_p50_s: float | None
-    tpot_p99_s: float | None
-    lag_p99_s: float | None
+    metrics: dict[str, float | None]
+    """every published metric of a point (``metrics.published_names(load=True)``) over its records"""
+    samples: dict[str, list[float]]
+    """one value per repeat of each metric every record measures: what a baseline keeps"""
     sent_req_s: float | None
     within_slo: bool | None
     client_limited: bool
 
     @property
-    def error_rate(self) -> float:
-        return self.errors / self.requests if self.requests else 0.0
-
-
-def _p(values: Sequence[float | None], q: float) -> float | None:
-    present = [v for v in values if v is not None]
-    return float(np.percentile(present, q)) if present else None
+    def achieved_req_s(self) -> float:
+        return self.metrics["req_s"] or 0.0
 
 
 def meets_slo(ttft_s: float | None, tpot_s: float | None, ttft_limit_s: float | None, tpot_limit_s: float | None) -> bool:
@@ -94,66 +50,60 @@ def meets_slo(ttft_s: float | None, tpot_s: float | None, ttft_limit_s: float | 
     return all(value is not None and value <= limit for value, limit in checks if limit is not None)
 
 
+def by_point(records: Iterable[RequestRecord]) -> dict[str, list[RequestRecord]]:
+    """Measured records under load, per point label, points in run order."""
+    groups: dict[str, list[RequestRecord]] = {}
+    for record in records:
+        if record.phase == "measure" and record.load is not None:
+            groups.setdefault(record.load.point, []).append(record)
+    return groups
+
+
+def point_samples(records: Iterable[RequestRecord]) -> dict[str, list[float]]:
+    """Every point's repeat-level samples under ``NAME@POINT``: a load run's baseline and gate metrics."""
+    return {metrics.at_point(name, point): values
+            for point, own in by_point(records).items() for name, values in metrics.repeat_samples(own).items()}
+
+
 def summarize_point(
-    requests: Sequence[PointRequest],
+    records: Sequence[RequestRecord],
     ttft_limit_s: float | None = None,
     tpot_limit_s: float | None = None,
     max_error_rate: float = 0.1,
 ) -> PointSummary:
-    first = requests[0].load
-    ok = [r for r in requests if r.load.status == "ok"]
-    repeats = _by_repeat(requests)
-    span = sum(max(r.done_s for r in group) - min(r.load.sent_s for r in group) for group in repeats)
-    has_slo = ttft_limit_s is not None or tpot_limit_s is not None
-    good = sum(meets_slo(r.ttft_s, r.tpot_s, ttft_limit_s, tpot_limit_s) for r in ok)
-    ttft, tpot = [r.ttft_s for r in ok], [r.tpot_s for r in ok]
-    lags = [r.load.lag_s for r in requests]
-    sent_req_s = None
-    if first.point_kind == "rate" and len(requests) > len(repeats):
-        send_span = sum(max(r.load.sent_s for r in group) - min(r.load.sent_s for r in group) for group in repeats)
-        due_span = sum(max(r.load.due_s for r in group) - min(r.load.due_s for r in group) for group in repeats)
-        sent_req_s = first.point_value * due_span / send_span if send_span > 0 else None
-    summary = PointSummary(
-        point=first.point, kind=first.point_kind, value=first.point_value, requests=len(requests),
-        errors=len(requests) - len(ok),
-        achieved_req_s=len(ok) / span if span > 0 else 0.0,
-        output_tok_s=sum(r.output_tokens for r in ok) / span if span > 0 else 0.0,
-        goodput_req_s=good / span if has_slo and span > 0 else None,
-        ttft_p50_s=_p(ttft, 50), ttft_p99_s=_p(ttft, 99), tpot_p50_s=_p(tpot, 50), tpot_p99_s=_p(tpot, 99),
-        lag_p99_s=_p(lags, 99), sent_req_s=sent_req_s, within_slo=None, client_limited=False,
-    )  # fmt: skip
+    """One point's measured records: the registry's metrics and the point's verdicts."""
+    first = records[0].load
+    assert first is not None, "a load point's records carry their load fields"
+    values = metrics.aggregate(records)
+    sent_req_s = _sent_req_s(records) if first.point_kind == "rate" else None
     within = None
-    if has_slo:
-        within = summary.error_rate <= max_error_rate and meets_slo(
-            summary.ttft_p99_s, summary.tpot_p99_s, ttft_limit_s, tpot_limit_s
+    if ttft_limit_s is not None or tpot_limit_s is not None:
+        within = (values["error_rate"] or 0.0) <= max_error_rate and meets_slo(
+            values["ttft_s_p99"], values["tpot_s_p99"], ttft_limit_s, tpot_limit_s
         )
-    limited = (summary.lag_p99_s is not None and summary.lag_p99_s > CLIENT_LAG_LIMIT_S) or (
+    lag = values["lag_s_p99"]
+    limited = (lag is not None and lag > CLIENT_LAG_LIMIT_S) or (
         sent_req_s is not None and sent_req_s < RATE_SHORTFALL * first.point_value
     )
-    return PointSummary(**{**summary.__dict__, "within_slo": within, "client_limited": limited})
+    return PointSummary(
+        point=first.point, kind=first.point_kind, value=first.point_value, requests=len(records),
+        errors=sum(not metrics.answered(r) for r in records), metrics=values, samples=metrics.repeat_samples(records),
+        sent_req_s=sent_req_s, within_slo=within, client_limited=limited,
+    )  # fmt: skip
 
 
-def _by_repeat(requests: Sequence[PointRequest]) -> list[list[PointRequest]]:
-    groups: dict[int, list[PointRequest]] = {}
-    for request in requests:
-        groups.setdefault(request.repeat, []).append(request)
-    return list(groups.values())
+def _sent_req_s(records: Sequence[RequestRecord]) -> float | None:
+    """The rate the client really sent at: the target rate scaled by due span over send span."""
+    repeats = metrics.by_repeat(records).values()
+    if len(records) <= len(repeats):
+        return None
+    loads = [[r.load for r in group] for group in repeats]
+    send_span = sum(max(x.sent_s for x in group) - min(x.sent_s for x in group) for group in loads)
+    due_span = sum(max(x.due_s for x in group) - min(x.due_s for x in group) for group in loads)
+    return records[0].load.point_value * due_span / send_span if send_span > 0 else None
 
 
 def sustained(points: Sequence[PointSummary]) -> PointSummary | None:
     """The point with the highest achieved request rate among those within the SLO."""
     within = [p for p in points if p.within_slo]
     return max(within, key=lambda p: p.achieved_req_s) if within else None
-
-
-def tpot_s(record) -> float | None:
-    """Seconds per output token after the first (TTFT and preprocessing excluded)."""
-    if record.ttft_s is None or record.output_tokens < 2:
-        return None
-    return (record.e2e_s - record.preprocess_s - record.ttft_s) / (record.output_tokens - 1)
-
-
-def point_request(record) -> PointRequest:
-    """A measured record's part in its point (``record.load`` is set)."""
-    load = record.load
-    return PointRequest(load, record.repeat, load.sent_s + record.e2e_s, record.output_tokens, record.ttft_s, tpot_s(record))

@@ -5,6 +5,9 @@ baseline and the gate all read this registry, so a metric is added here once (CO
 Naming: a request metric ``ttft_s`` is published as ``ttft_s_<stat>`` (``ttft_s_p90``); a repeat
 metric (a rate over a repeat's wall span, say) keeps its bare name (``output_tok_s``). Statistics
 are ``mean``, ``min``, ``max`` and ``pNN`` (linear-interpolated percentiles, as numpy's default).
+A run with load points publishes every metric once per point, as ``NAME@POINT``
+(``ttft_s_p99@rate=4``): pooling a point of 1 request in flight with one of 16 would mean nothing.
+Metrics marked ``load_only`` (goodput, error rate, client lag) exist only per point.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class RequestMetric:
     display_unit: str = ""
     display_scale: float = 1.0
     """Shown in ``display_unit`` (e.g. ms) after multiplying by ``display_scale``; stored in ``unit``."""
+    load_only: bool = False
+    """Measured only under a load point (a serial run's summary.csv does not carry it)."""
 
     @property
     def published(self) -> list[str]:
@@ -75,7 +80,9 @@ class RequestMetric:
         return np.asarray(pooled, dtype=float)
 
     def measured_by_all(self, records: Sequence[RequestRecord]) -> bool:
-        return bool(records) and all(self.value(record) is not None for record in records)
+        """Every answered request has a value (a failed request under load has none to give)."""
+        answers = [record for record in records if answered(record)]
+        return bool(answers) and all(self.value(record) is not None for record in answers)
 
     def aggregate(self, records: Iterable[RequestRecord], stat: str) -> float:
         return statistic(self.values(records), stat)
@@ -101,6 +108,7 @@ class RepeatMetric:
     description: str = ""
     count: Callable[[RequestRecord], float] | None = None
     """For rates: what one request adds to the numerator (1 for requests, its tokens for tokens/s)."""
+    load_only: bool = False
 
     @property
     def published(self) -> list[str]:
@@ -131,14 +139,29 @@ def wall_span_s(records: Sequence[RequestRecord]) -> float:
     return sum(max(r.started_at + r.e2e_s for r in group) - min(r.started_at for r in group) for group in sessions.values())
 
 
-def rate(name: str, label: str, unit: str, count: Callable[[RequestRecord], float], description: str) -> RepeatMetric:
-    """Σcount over the repeat's wall span (higher is better)."""
+def rate(name: str, label: str, unit: str, count: Callable[[RequestRecord], float], description: str,
+         measured: Callable[[RequestRecord], bool] | None = None, load_only: bool = False) -> RepeatMetric:
+    """Σcount over the repeat's wall span (higher is better); None unless ``measured`` holds for every record."""
 
     def per_repeat(records: Sequence[RequestRecord]) -> float | None:
+        if measured is not None and not all(measured(r) for r in records):
+            return None
         span = wall_span_s(records) if records else 0.0
         return sum(count(r) for r in records) / span if span > 0 else None
 
-    return RepeatMetric(name, label, unit, Direction.HIGHER_IS_BETTER, per_repeat, description, count)
+    return RepeatMetric(name, label, unit, Direction.HIGHER_IS_BETTER, per_repeat, description, count, load_only)
+
+
+def answered(record: RequestRecord) -> bool:
+    """A serial run records answers only; under load an error or time-out is a record too."""
+    return record.load is None or record.load.status == "ok"
+
+
+def error_rate_of(records: Sequence[RequestRecord]) -> float | None:
+    """The share of a load point's requests that failed or timed out."""
+    if not records or any(r.load is None for r in records):
+        return None
+    return sum(not answered(r) for r in records) / len(records)
 
 
 def time_per_output_token_s(record: RequestRecord) -> float | None:
@@ -152,8 +175,8 @@ def time_per_output_token_s(record: RequestRecord) -> float | None:
 
 LATENCY = Direction.LOWER_IS_BETTER
 for _metric in (
-    rate("req_s", "Requests per second", "requests / s", lambda r: 1.0,
-         "measured requests over the repeat's wall span (summed over uninterrupted sessions)"),
+    rate("req_s", "Requests per second", "requests / s", lambda r: float(answered(r)),
+         "answered measured requests over the repeat's wall span (summed over uninterrupted sessions)"),
     rate("output_tok_s", "Output tokens per second", "output tokens / s", lambda r: float(r.output_tokens),
          "output tokens over the repeat's wall span (summed over uninterrupted sessions)"),
     RequestMetric("preprocess_s", "preprocessing", "s", LATENCY, lambda r: r.preprocess_s,
@@ -180,6 +203,14 @@ for _metric in (
     RepeatMetric("joules_per_token", "Energy per output token", "J / token", LATENCY, joules_per_token_of,
                  "GPU energy (NVML counters, summed over GPUs) from the repeat's first start to its last end, "
                  "over its output tokens"),
+    rate("goodput_req_s", "Goodput", "requests / s", lambda r: float(answered(r) and bool(r.load.within_slo)),
+         "answered requests meeting every SLO threshold (the scenario's slo) over the repeat's wall span",
+         measured=lambda r: r.load is not None and r.load.within_slo is not None, load_only=True),
+    RepeatMetric("error_rate", "Error rate", "share of requests", LATENCY, error_rate_of,
+                 "requests that failed or timed out, over all requests of the point", load_only=True),
+    RequestMetric("lag_s", "client lag", "s", LATENCY, lambda r: r.load.lag_s if r.load else None, ("p99",),
+                  "the load client's scheduling lag: sent late, not waiting for a slot (HTTP load client only)",
+                  display_unit="ms", display_scale=1e3, load_only=True),
 ):
     register(_metric)
 
@@ -188,9 +219,24 @@ def metric(name: str) -> Metric:
     return REGISTRY[name]
 
 
-def published_names() -> list[str]:
-    """Every aggregated name, registry order: the columns of summary.csv, the metrics a gate knows."""
-    return [name for entry in REGISTRY.values() for name in entry.published]
+def published_names(load: bool = False) -> list[str]:
+    """Every aggregated name, registry order: the columns of summary.csv, the metrics a gate knows;
+    ``load``: those of a load point (the load-only ones included)."""
+    return [name for entry in REGISTRY.values() if load or not entry.load_only for name in entry.published]
+
+
+POINT_SEPARATOR = "@"
+
+
+def at_point(published: str, point: str) -> str:
+    """``ttft_s_p99`` at ``rate=4``: ``ttft_s_p99@rate=4``, the name baselines and gate rules use."""
+    return f"{published}{POINT_SEPARATOR}{point}"
+
+
+def split_point(name: str) -> tuple[str, str | None]:
+    """``ttft_s_p99@rate=4`` -> (``ttft_s_p99``, ``rate=4``); a name without a point -> (name, None)."""
+    published, separator, point = name.partition(POINT_SEPARATOR)
+    return published, point if separator else None
 
 
 def resolve(published: str) -> tuple[Metric, str | None]:

@@ -18,7 +18,6 @@ from typing_extensions import Required, TypedDict
 
 from benchbench.errors import BenchError
 from benchbench.files import FileError, open_regular, read_text, write_text_atomic
-from benchbench.results.load import LoadFields
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +50,30 @@ class RecordNote(BaseModel):
     """A short stable key that groups notes across requests, e.g. ``inter_token_chunks``."""
     message: str
     severity: Literal["warn", "info"] = "warn"
+
+
+class LoadFields(BaseModel):
+    """One request's place in its load point; times in seconds from the point's start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    point: str
+    """the point's label: ``serial``, ``concurrency=4``, ``rate=2``, ``throughput``"""
+    point_kind: Literal["serial", "concurrency", "rate", "throughput"]
+    point_value: float
+    due_s: float
+    sent_s: float
+    lag_s: float | None = None
+    """the client's scheduling lag (HTTP load client only): sent late, not waiting for a slot"""
+    queue_s: float = 0.0
+    """waited for a free in-flight slot (client cap) or for the engine (in process)"""
+    first_byte_s: float | None = None
+    """send to the response's first byte (HTTP)"""
+    in_flight_at_send: int
+    batch_size: int | None = None
+    status: Literal["ok", "error", "timeout"] = "ok"
+    message: str = ""
+    within_slo: bool | None = None
 
 
 class RequestRecord(BaseModel):
@@ -90,9 +113,9 @@ class RequestRecord(BaseModel):
     notes: list[RecordNote] = Field(default_factory=list)
     details: dict[str, Any] = Field(default_factory=dict)
     load: LoadFields | None = None
+    """where the request ran in a load point (None: a serial run)"""
     session: int = Field(default=0, ge=0, description="which uninterrupted stretch of this backend's run wrote it: "
                          "0 the first, one more per resume; rates are measured within a stretch, never across a gap")
-    """where the request ran in a load point (None: a serial run)"""
 
     @model_validator(mode="before")
     @classmethod
@@ -299,12 +322,25 @@ def scan_records(run_dir: Path) -> RecordsScan:
 
 
 def read_records(run_dir: Path) -> list[RequestRecord]:
-    """All complete records of a run; a damaged tail is left out (and reported), damage before a record is refused."""
+    """The complete records of a run that stand (``standing``); a damaged tail is left out (and
+    reported), damage before a record is refused."""
     scan = scan_records(run_dir)
     if scan.damaged_tail:
         log.warning("%s: %d byte(s) after the last complete record are damaged (a write cut short) and left out; "
                     "'--resume' sets them aside", scan.path, scan.damaged_tail)
-    return scan.records
+    return standing(scan.records)
+
+
+def standing(records: list[RequestRecord]) -> list[RequestRecord]:
+    """Records minus superseded attempts: ``--resume`` reruns an unfinished load point from its start
+    (its load and timing are one piece), so of each backend's point only the latest session's
+    records count; the file keeps every attempt. Serial records are never rerun, so all stand."""
+    latest: dict[tuple[str, str], int] = {}
+    for record in records:
+        if record.load is not None:
+            key = (record.backend, record.load.point)
+            latest[key] = max(latest.get(key, record.session), record.session)
+    return [r for r in records if r.load is None or r.session == latest[(r.backend, r.load.point)]]
 
 
 def repair_tail(run_dir: Path) -> Path | None:

@@ -22,6 +22,7 @@ from benchbench.gate.rules import (
     merge_rules,
     parse_rule,
 )
+from benchbench.results.metrics import Direction
 from benchbench.results.records import BackendOutcome, Fairness, Manifest, RequestRecord, write_manifest
 
 WORKLOAD = "a" * 64
@@ -187,6 +188,57 @@ def test_missing_or_failed_backend_cannot_be_judged():
 def test_metric_the_engine_does_not_report_cannot_be_judged():
     verdict = only(evaluate(snap({"t": backend(noisy(100))}), snap({"t": backend(noisy(100))}), [parse_rule("ttft_s_p90: +10%")]))
     assert verdict.status is Status.CANNOT_JUDGE and "no ttft_s_p90 samples" in verdict.reason
+
+
+# ---------------------------------------------------------------- rules on load points (NAME@POINT)
+
+
+def load_backend(**per_point):
+    """A load run's backend snapshot: ``req_s@rate=4=noisy(...)`` written as ``rate_4=noisy(...)``."""
+    samples = {}
+    for key, values in per_point.items():
+        kind, value = key.rsplit("_", 1)
+        samples[f"req_s@{kind}={value}"] = values
+        samples[f"error_rate@{kind}={value}"] = [0.0] * len(values)
+    return backend(**samples)
+
+
+def test_load_point_rules_parse_with_the_metrics_direction_and_round_trip():
+    assert parse_rule("goodput_req_s@rate=4: -5%") == RelativeCheck("goodput_req_s@rate=4", 0.05)
+    rule = parse_rule("ttft_s_p99@concurrency=16: +10%")
+    assert (rule.point, rule.direction, rule.text) == ("concurrency=16", Direction.LOWER_IS_BETTER,
+                                                      "ttft_s_p99@concurrency=16: +10%")
+    with pytest.raises(BenchError, match=r"write 'ttft_s_p99@rate=2: \+10%'"):
+        parse_rule("ttft_s_p99@rate=2: -10%")
+
+
+def test_a_load_only_metric_needs_a_point_and_an_unknown_one_is_suggested():
+    with pytest.raises(BenchError, match=r"goodput_req_s is measured per load point; .*'goodput_req_s@rate=4: -5%'"):
+        parse_rule("goodput_req_s: -5%")
+    with pytest.raises(BenchError, match="did you mean ttft_s_p99"):
+        parse_rule("ttft_s_p999@rate=4: +5%")
+
+
+def test_a_rule_at_a_load_point_is_judged_on_that_points_repeat_samples():
+    base = snap({"t": load_backend(rate_2=noisy(2), rate_4=noisy(4))})
+    slower_at_4 = snap({"t": load_backend(rate_2=noisy(2, seed=1), rate_4=noisy(3, seed=1))})
+    at_2, at_4 = parse_rule("req_s@rate=2: -5%"), parse_rule("req_s@rate=4: -5%")
+    result = evaluate(base, slower_at_4, [at_2, at_4])
+    assert [v.status for v in result.verdicts] == [Status.PASS, Status.REGRESSION] and result.exit_code == 1
+    assert result.verdicts[1].rule == "req_s@rate=4: -5%" and "-25" in result.verdicts[1].reason
+
+
+def test_a_rule_naming_a_point_the_run_lacks_is_refused_naming_its_points():
+    base = snap({"t": load_backend(rate_2=noisy(2), rate_4=noisy(4))})
+    run = snap({"t": load_backend(rate_2=noisy(2), rate_4=noisy(4))})
+    with pytest.raises(BenchError, match=r"^rule 'req_s@rate=8: -5%': the run test has no load point 'rate=8'; "
+                                         r"its points are rate=2, rate=4$"):
+        evaluate(base, run, [parse_rule("req_s@rate=8: -5%")])
+    with pytest.raises(BenchError, match=r"measured load points; gate one, e.g. 'output_tok_s@rate=2'"):
+        evaluate(base, run, [parse_rule("output_tok_s: -5%")])
+    serial = snap({"t": backend(noisy(100))})
+    with pytest.raises(BenchError, match=r"has no load point 'rate=2'; it has no load points \(a serial run\)"):
+        evaluate(serial, serial, [parse_rule("req_s@rate=2: -5%")])
 
 
 def test_different_hardware_blocks_timings_but_not_fairness_unless_allowed():

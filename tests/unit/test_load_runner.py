@@ -3,6 +3,7 @@ workload's load plan and hash, and the command-line load flags."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,9 @@ from benchbench.backends.transformers import TransformersBackend, TransformersOp
 from benchbench.config.overrides import ScenarioOverrides, apply_overrides
 from benchbench.config.scenario import load_scenario
 from benchbench.errors import ScenarioError
-from benchbench.execution.load_runner import run_workload_load
+from benchbench.config.load import LoadSpec
+from benchbench.execution.load_runner import finished_points, run_workload_load
+from benchbench.results.records import standing
 from benchbench.workload.build import build_workload
 from benchbench.workload.store import load_workload, save_workload
 
@@ -56,6 +59,53 @@ def test_a_sweep_runs_serial_throughput_then_rates_between_them(batched):
     labels = [p.label for p in points]
     assert labels[:2] == ["serial", "throughput"] and len(labels) == 4
     assert all(label.startswith("rate=") for label in labels[2:])
+
+
+def interrupted(records, cut_at: str, keep: int):
+    """The records on disk when a run stopped ``keep`` measured requests into point ``cut_at``."""
+    kept, measured_at_cut = [], 0
+    for record in records:
+        if record.load.point == cut_at and record.phase == "measure":
+            if measured_at_cut == keep:
+                break
+            measured_at_cut += 1
+        kept.append(record)
+    return kept
+
+
+def resumed(backend, workload, earlier):
+    """A resume's new records (session 1) and what stands on disk afterwards."""
+    measurements = []
+    points = run_workload_load(backend, workload, measurements.append, earlier)
+    new = [m.record().model_copy(update={"session": 1}) for m in measurements]
+    return points, new, standing([*earlier, *new])
+
+
+def test_resume_skips_finished_points_and_reruns_an_unfinished_one_from_its_start(batched):
+    workload = build_workload(small(concurrency=[1, 2, 4]))
+    first = []
+    run_workload_load(batched, workload, first.append)
+    on_disk = interrupted([m.record() for m in first], "concurrency=2", keep=3)  # repeat 0 done, repeat 1 half
+    points, new, stands = resumed(batched, workload, on_disk)
+    assert [p.label for p in points] == ["concurrency=1", "concurrency=2", "concurrency=4"]
+    assert {r.load.point for r in new} == {"concurrency=2", "concurrency=4"}  # concurrency=1 was not run again
+    assert sum(r.load.point == "concurrency=2" and r.phase == "warmup" for r in new) == 2  # its warmups rerun too
+    measured = Counter((r.load.point, r.repeat, r.session) for r in stands if r.phase == "measure")
+    assert measured == {("concurrency=1", 0, 0): 2, ("concurrency=1", 1, 0): 2, ("concurrency=2", 0, 1): 2,
+                        ("concurrency=2", 1, 1): 2, ("concurrency=4", 0, 1): 2, ("concurrency=4", 1, 1): 2}  # fmt: skip
+    assert resumed(batched, workload, stands)[1] == []  # nothing left to run
+
+
+def test_a_resumed_sweep_keeps_its_rates_from_the_recorded_serial_and_throughput_points(batched):
+    workload = build_workload(small(sweep=2))
+    first = []
+    ran = [p.label for p in run_workload_load(batched, workload, first.append)]
+    records = [m.record() for m in first]
+    on_disk = interrupted(records, ran[2], keep=1)
+    points, new, _ = resumed(batched, workload, on_disk)
+    assert [p.label for p in points] == ran  # rates from the recorded points' req_s, not measured again
+    assert {r.load.point for r in new} == set(ran[2:])
+    assert finished_points(records, workload, LoadSpec(sweep=2)).keys() == set(ran)
 
 
 def test_the_load_plan_is_part_of_the_workload_hash_and_saved_with_it(tmp_path):
