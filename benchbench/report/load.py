@@ -109,7 +109,7 @@ def _point_table(label: str, summaries: Sequence[PointSummary]) -> Table:
 
 def _header(name: str) -> str:
     entry, stat = resolve(name)
-    return heading(name) if stat else f"{entry.label} ({entry.unit})"
+    return heading(name) if stat else entry.label
 
 
 def _shown(name: str, value: float | None) -> str:

@@ -12,6 +12,11 @@ from benchbench.report.plots import STYLE, _save
 from benchbench.results.load import PointSummary
 
 
+def _of(rows: Sequence[PointSummary], name: str) -> list[float | None]:
+    """One registry metric (``ttft_s_p99``) at each point."""
+    return [p.metrics[name] for p in rows]
+
+
 def _ms(values) -> list[float]:
     return [float("nan") if v is None else v * 1e3 for v in values]
 
@@ -31,7 +36,7 @@ def _curves(points, labels, path: Path) -> Path:
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         for key, rows in points.items():
             x = [p.achieved_req_s for p in rows]
-            for axis, values in zip(axes, ([p.metrics["ttft_s_p99"] for p in rows], [p.metrics["tpot_s_p99"] for p in rows])):
+            for axis, values in zip(axes, (_of(rows, "ttft_s_p99"), _of(rows, "tpot_s_p99"))):
                 axis.plot(x, _ms(values), marker="o", label=labels[key])
                 for p, xi, yi in zip(rows, x, _ms(values)):
                     axis.annotate(p.point.split("=")[-1], (xi, yi), fontsize=7, textcoords="offset points", xytext=(3, 3))
@@ -46,10 +51,10 @@ def _levels(points, labels, path: Path) -> Path:
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
         for key, rows in points.items():
             x = [p.value for p in rows]
-            axes[0].plot(x, _ms([p.metrics["ttft_s_p50"] for p in rows]), marker="o", label=f"{labels[key]} p50")
-            axes[0].plot(x, _ms([p.metrics["ttft_s_p99"] for p in rows]), marker="^", linestyle="--", label=f"{labels[key]} p99")
-            axes[1].plot(x, _ms([p.metrics["tpot_s_p50"] for p in rows]), marker="o", label=labels[key])
-            good = [float("nan") if p.metrics["goodput_req_s"] is None else p.metrics["goodput_req_s"] for p in rows]
+            axes[0].plot(x, _ms(_of(rows, "ttft_s_p50")), marker="o", label=f"{labels[key]} p50")
+            axes[0].plot(x, _ms(_of(rows, "ttft_s_p99")), marker="^", linestyle="--", label=f"{labels[key]} p99")
+            axes[1].plot(x, _ms(_of(rows, "tpot_s_p50")), marker="o", label=labels[key])
+            good = [float("nan") if v is None else v for v in _of(rows, "goodput_req_s")]
             axes[2].plot(x, [p.achieved_req_s for p in rows], marker="o", label=f"{labels[key]} achieved")
             axes[2].plot(x, good, marker="s", linestyle="--", label=f"{labels[key]} goodput")
         kind = next(iter(points.values()))[-1].kind
@@ -63,7 +68,7 @@ def _lag(points, labels, path: Path) -> Path:
     with plt.rc_context(STYLE):
         fig, axis = plt.subplots(figsize=(5, 3.2))
         for key, rows in points.items():
-            axis.plot([p.value for p in rows], _ms([p.metrics["lag_s_p99"] for p in rows]), marker="o", label=labels[key])
+            axis.plot([p.value for p in rows], _ms(_of(rows, "lag_s_p99")), marker="o", label=labels[key])
         axis.axhline(1.0, color="grey", linestyle=":", label="1 ms: client-limited above")
         axis.set(xlabel="load level", ylabel="scheduling lag p99 (ms)")
         axis.legend(fontsize=8)

@@ -203,10 +203,11 @@ for _metric in (
     RepeatMetric("joules_per_token", "Energy per output token", "J / token", LATENCY, joules_per_token_of,
                  "GPU energy (NVML counters, summed over GPUs) from the repeat's first start to its last end, "
                  "over its output tokens"),
-    rate("goodput_req_s", "Goodput", "requests / s", lambda r: float(answered(r) and bool(r.load.within_slo)),
+    rate("goodput_req_s", "Goodput (requests per second)", "requests / s",
+         lambda r: float(answered(r) and bool(r.load.within_slo)),
          "answered requests meeting every SLO threshold (the scenario's slo) over the repeat's wall span",
          measured=lambda r: r.load is not None and r.load.within_slo is not None, load_only=True),
-    RepeatMetric("error_rate", "Error rate", "share of requests", LATENCY, error_rate_of,
+    RepeatMetric("error_rate", "Error rate", "share of requests", Direction.LOWER_IS_BETTER, error_rate_of,
                  "requests that failed or timed out, over all requests of the point", load_only=True),
     RequestMetric("lag_s", "client lag", "s", LATENCY, lambda r: r.load.lag_s if r.load else None, ("p99",),
                   "the load client's scheduling lag: sent late, not waiting for a slot (HTTP load client only)",

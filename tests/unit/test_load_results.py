@@ -9,7 +9,7 @@ import pytest
 
 from benchbench.results import metrics
 from benchbench.results.load import meets_slo, point_samples, summarize_point, sustained
-from benchbench.results.records import Fairness, LoadFields, RequestRecord
+from benchbench.results.records import Fairness, LoadFields, RecordSink, RequestRecord, read_records
 from benchbench.results.summary import summarize
 
 T0 = 1000.0
@@ -137,3 +137,17 @@ def test_baseline_samples_are_per_point_under_name_at_point():
     assert samples["error_rate@concurrency=8"] == pytest.approx([0.0, 0.0, 0.25])
     assert samples["ttft_s_p99@concurrency=8"] == pytest.approx([0.4, 0.4, 0.4])
     assert "req_s" not in samples and "goodput_req_s@concurrency=1" not in samples  # no SLO, no goodput
+
+
+def test_a_resumed_points_earlier_attempt_is_superseded_on_read_and_kept_in_the_file(tmp_path):
+    first, again = RecordSink(tmp_path, session=0), RecordSink(tmp_path, session=1)
+    for record in [request(0, 1, 0.1, 0.0, value=1), request(0, 1, 0.1, 0.0, value=2)]:
+        first.append(record)  # concurrency=1 finished, concurrency=2 cut short after one request
+    first.close()
+    for record in [request(0, 1, 0.1, 0.0, value=2), request(1, 2, 0.1, 0.0, value=2)]:
+        again.append(record)  # the resume reran concurrency=2 from its start
+    again.close()
+    stands = read_records(tmp_path)
+    assert [(r.load.point, r.session) for r in stands] == [("concurrency=1", 0), ("concurrency=2", 1), ("concurrency=2", 1)]
+    assert summarize(stands).set_index("point").loc["concurrency=2", "requests"] == 2  # not 3: nothing counted twice
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 4

@@ -146,3 +146,17 @@ def test_every_consumer_names_metrics_the_registry_publishes():
     named = [*PRINTED_METRICS, *METRICS, *(n for names in (*LATENCY_COLUMNS, *TURN_COLUMNS) for n in names)]
     named += [rule.metric for rule in default_rules() if hasattr(rule, "metric")]
     assert set(named) <= set(metrics.published_names())
+    from benchbench.report.load import POINT_COLUMNS
+
+    assert set(POINT_COLUMNS) <= set(metrics.published_names(load=True))
+
+
+def test_load_only_metrics_are_published_per_point_and_never_in_a_serial_summary():
+    serial, load = metrics.published_names(), metrics.published_names(load=True)
+    assert {"goodput_req_s", "error_rate", "lag_s_p99"} == set(load) - set(serial)
+    assert metrics.split_point(metrics.at_point("ttft_s_p99", "rate=4")) == ("ttft_s_p99", "rate=4")
+    assert metrics.split_point("ttft_s_p99") == ("ttft_s_p99", None)
+    assert metrics.direction("error_rate") is Direction.LOWER_IS_BETTER
+    assert metrics.direction("goodput_req_s") is Direction.HIGHER_IS_BETTER
+    serial_records = back_to_back([[1.0], [1.0], [1.0]])
+    assert not {"goodput_req_s", "error_rate", "lag_s_p99"} & set(metrics.repeat_samples(serial_records))
