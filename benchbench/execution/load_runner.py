@@ -74,7 +74,7 @@ def run_workload_load(backend: Backend, workload: Workload, record: Callable[[Lo
     slo = SloSpec.model_validate(plan["slo"]) if plan.get("slo") else None
     spec = LoadSpec.model_validate(plan["spec"])
     if backend.engine_loop() is not None:
-        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_on_engine_loop)
+        return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_on_engine_loop, earlier)
     if backend.concurrency.batching != "server":
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve_point, earlier)
     if not isinstance(backend, ServedOverHttp):
