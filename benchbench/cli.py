@@ -242,13 +242,13 @@ def sweep(sweep_file, output_dir, dry_run, executor, ray_address, resume_dir) ->
     from benchbench.sweep.executors import open_executor
     from benchbench.sweep.folder import create_sweep_dir, load_record, new_record, save_record
     from benchbench.sweep.matrix import expand
-    from benchbench.sweep.spec import SweepSpec, load_sweep
+    from benchbench.sweep.spec import load_sweep, stored_spec
 
     if (sweep_file is None) == (resume_dir is None):
         raise BenchError("sweep: give a sweep file, or --resume SWEEP_DIR to finish one")
     if resume_dir:
         record = load_record(resume_dir)
-        spec, cells = SweepSpec.model_validate(record.spec), record.unfinished()
+        spec, cells = stored_spec(record.spec), record.unfinished()
         if not cells:
             raise BenchError(f"sweep folder {resume_dir}: every cell already finished; nothing to resume")
         click.echo(f"resuming {len(cells)} of {len(record.cells)} cell(s): {', '.join(cell.id for cell in cells)}")

@@ -16,16 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from benchbench.errors import BenchError
 from benchbench.files import FileError, read_text, write_text_atomic
 from benchbench.results.load import point_samples
-from benchbench.results.metrics import repeat_samples, split_point
+from benchbench.results.metrics import FORMER_NAMES, repeat_samples, split_point
 from benchbench.results.records import Manifest, RequestRecord, first_problem, read_manifest, read_records
 
 BASELINE_SCHEMA_VERSION = 2
 """2: metric names from the registry (``ttft_s_p90``); 1 (``ttft_p90_s``) is upgraded on load."""
-SCHEMA_1_NAMES = {"decode_tok_s": "decode_tok_s_mean"} | {
-    f"{timing}_{stat}_s": f"{timing}_s_{stat}"
-    for timing in ("preprocess", "ttft", "decode", "e2e") for stat in ("mean", "p50", "p90")
-}
-"""Schema-1 metric names and what the registry calls them now."""
 
 
 class _Strict(BaseModel):
@@ -161,4 +156,4 @@ def upgrade_schema_1(data: dict[str, Any]) -> dict[str, Any]:
 def _renamed(backend: Any) -> Any:
     if not (isinstance(backend, dict) and isinstance(backend.get("metrics"), dict)):
         return backend
-    return {**backend, "metrics": {SCHEMA_1_NAMES.get(m, m): samples for m, samples in backend["metrics"].items()}}
+    return {**backend, "metrics": {FORMER_NAMES.get(m, m): samples for m, samples in backend["metrics"].items()}}

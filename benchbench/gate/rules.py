@@ -20,8 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from benchbench.config.yaml_budget import safe_load
 from benchbench.errors import BenchError
 from benchbench.files import read_text
-from benchbench.gate.baseline import SCHEMA_1_NAMES
-from benchbench.results.metrics import Direction, at_point, direction, published_names, split_point
+from benchbench.results.metrics import Direction, at_point, direction, former_name_message, published_names, split_point
 
 DEFAULT_REPEATS = 12
 """Repeats per run the default decision rule is designed for (benchmarks/gate_power.py, docs/ci.md)."""
@@ -119,9 +118,9 @@ def rule_from(name: str, spec: str) -> Check:
                              f"'{at_point(metric, 'rate=4')}: {spec}'")
         return _relative_rule(name, spec, where)
     name = metric  # an unknown metric, at a point or not: suggest by the metric's name
-    if name in SCHEMA_1_NAMES:
-        raise BenchError(f"{where}: metric {name!r} is now called {SCHEMA_1_NAMES[name]!r}; "
-                         f"write '{SCHEMA_1_NAMES[name]}: {spec}'")
+    renamed = former_name_message(name, f"{name}: {spec}")
+    if renamed:
+        raise BenchError(f"{where}: {renamed}")
     known = [*metrics, FAIRNESS, *(f"consistency.{m}" for m in CONSISTENCY_MEASURES)]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"did you mean {close[0]}?" if close else f"known: {', '.join(known)}"

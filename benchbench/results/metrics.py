@@ -220,6 +220,29 @@ def metric(name: str) -> Metric:
     return REGISTRY[name]
 
 
+def _former_names() -> dict[str, str]:
+    """Names from before the registry (baselines of schema 1, the first sweep objectives): a timing's
+    statistic after its unit (``ttft_p99_s``), and what the registry calls it now (``ttft_s_p99``)."""
+    former = {"decode_tok_s": "decode_tok_s_mean"}
+    for entry in REGISTRY.values():
+        if isinstance(entry, RequestMetric) and entry.unit == "s":
+            stem = entry.name.removesuffix("_s")
+            former |= {f"{stem}_{stat}_s": name for stat, name in zip(entry.stats, entry.published)}
+    return former
+
+
+FORMER_NAMES = _former_names()
+
+
+def former_name_message(name: str, usage: str) -> str | None:
+    """The one-line refusal of a former name, naming the new one; ``usage`` (how the user wrote it,
+    ``ttft_p99_s <= 0.5``) is shown rewritten as the fix. None for a name that is not a former one."""
+    new = FORMER_NAMES.get(name)
+    if new is None:
+        return None
+    return f"metric {name!r} is now called {new!r}; write '{usage.replace(name, new, 1)}'"
+
+
 def published_names(load: bool = False) -> list[str]:
     """Every aggregated name, registry order: the columns of summary.csv, the metrics a gate knows;
     ``load``: those of a load point (the load-only ones included)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from benchbench.report.inputs import PALETTE
 from benchbench.report.plots import STYLE, _save, plt
+from benchbench.results import metrics
 from benchbench.sweep.table import CellRow
 
 
@@ -21,7 +22,7 @@ def axis_plot(axis: str, rows: list[CellRow], path: Path) -> Path:
         if value not in values:
             values.append(value)
         others = ", ".join(f"{k}={v}" for k, v in row.cell.assignments.items() if k != axis)
-        series.setdefault(" ".join(filter(None, [row.backend, others])), []).append((values.index(value), row))
+        series.setdefault(" ".join(filter(None, [row.series, others])), []).append((values.index(value), row))
     with plt.rc_context(STYLE):
         fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
         for number, (label, points) in enumerate(series.items()):
@@ -31,8 +32,8 @@ def axis_plot(axis: str, rows: list[CellRow], path: Path) -> Path:
             errors = [[max(0.0, i.estimate - i.low) if i.defined else 0.0 for i in intervals],
                       [max(0.0, i.high - i.estimate) if i.defined else 0.0 for i in intervals]]
             left.errorbar(xs, [i.estimate for i in intervals], yerr=errors, marker="o", capsize=3, color=colour, label=label)
-            right.plot(xs, [row.latency["ttft_p50_s"] for _, row in points], marker="o", color=colour, label=label)
-        for ax, title in ((left, "Output tokens per second"), (right, "TTFT p50 (s)")):
+            right.plot(xs, [row.metric("ttft_s_p50") for _, row in points], marker="o", color=colour, label=label)
+        for ax, title in ((left, "Output tokens per second"), (right, metrics.heading("ttft_s_p50"))):
             ax.set_xticks(range(len(values)), values)
             ax.set_xlabel(axis)
             ax.set_title(title)

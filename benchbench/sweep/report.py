@@ -15,8 +15,9 @@ from benchbench.report.render import render_html, render_markdown
 from benchbench.report.writer import _generated_line
 from benchbench.sweep.folder import SweepRecord, load_record
 from benchbench.sweep.plots import axis_plot
-from benchbench.sweep.spec import SweepSpec
-from benchbench.sweep.table import LATENCY_METRICS, CellRow, best_per_engine, cell_rows, disagreements
+from benchbench.sweep.spec import SweepSpec, stored_spec
+from benchbench.results.metrics import heading
+from benchbench.sweep.table import SHOWN_METRICS, CellRow, best_per_engine, cell_rows, disagreements
 
 STATUS_TONES = {"ok": "good", "pending": "muted", "running": "warn", "interrupted": "warn"}
 
@@ -25,7 +26,7 @@ def write_sweep_report(sweep_dir: Path) -> Path:
     """Rebuild the sweep's report in its folder; returns report.html's path."""
     sweep_dir = Path(sweep_dir)
     record = load_record(sweep_dir)
-    spec = SweepSpec.model_validate(record.spec)
+    spec = stored_spec(record.spec)
     rows = cell_rows(sweep_dir, record)
     _write_csv(rows, sweep_dir / "cells.csv")
     sections = [_checks(record, rows), _cells(rows), _best(rows, spec), _axes(record, rows, sweep_dir), _plan(record)]
@@ -46,12 +47,12 @@ def _checks(record: SweepRecord, rows: list[CellRow]) -> Section:
             blocks.append(Note(f"{cell.id}: {outcome.reason or 'not run yet'}", "bad", f"Cell {outcome.status}"))
     for row in rows:
         if row.unfair:
-            blocks.append(Note(f"{row.cell.id}/{row.backend}: {row.unfair} of {row.measured} measured requests did not "
+            blocks.append(Note(f"{row.name}: {row.unfair} of {row.measured} measured requests did not "
                                "run the planned workload; see the cell's own report", "bad", "Unfair cell"))
     compared, found = disagreements(rows)
     for pair in found:
         first_id, first = next(iter(pair.differing.items()))
-        blocks.append(Note(f"{pair.other.cell.id}/{pair.other.backend} vs {pair.reference.cell.id}/{pair.reference.backend} "
+        blocks.append(Note(f"{pair.other.name} vs {pair.reference.name} "
                            f"(same workload): {len(pair.differing)} of {pair.compared} requests differ; first {first_id} "
                            f"from position {first.first_divergence}", "warn", "Outputs disagree"))
     if compared and not found:
@@ -65,17 +66,20 @@ def _checks(record: SweepRecord, rows: list[CellRow]) -> Section:
 
 def _cells(rows: list[CellRow]) -> Section:
     table = []
+    loaded = any(row.point for row in rows)
     for row in rows:
         settings = ", ".join(f"{name}={value}" for name, value in row.cell.assignments.items())
         fairness = Cell(f"{row.unfair} unfair of {row.measured}", "bad") if row.unfair else Cell(f"fair ({row.measured})")
         throughput = row.intervals["output_tok_s"].format(4) if row.intervals else "n/a"
-        table.append(cells(row.cell.id, settings, row.backend, Cell(row.status, STATUS_TONES.get(row.status, "bad")),
+        point = [row.point or "serial"] if loaded else []
+        table.append(cells(row.cell.id, settings, row.backend, *point, Cell(row.status, STATUS_TONES.get(row.status, "bad")),
                            fairness if row.measured else Cell("n/a", "muted"), throughput,
-                           *(number(row.latency.get(m)) for m in ("ttft_p50_s", "ttft_p99_s", "e2e_p50_s")),
-                           row.cell.workload_hash[:12]))
-    headers = ["cell", "settings", "backend", "status", "fairness", "output tokens/s [95% CI]", "TTFT p50 s",
-               "TTFT p99 s", "e2e p50 s", "workload"]
-    caption = "Each cell is its own run folder (cells/<cell>/, with its own report); intervals as in a run's report."
+                           *(number(row.values.get(m)) for m in SHOWN_METRICS), row.cell.workload_hash[:12]))
+    headers = ["cell", "settings", "backend", *(["load point"] if loaded else []), "status", "fairness",
+               "output tokens/s [95% CI]", *(heading(m) for m in SHOWN_METRICS), "workload"]
+    caption = ("Each cell is its own run folder (cells/<cell>/, with its own report); intervals as in a run's report. "
+               "Metric names are the registry's, as in summary.csv, gate rules and the objective")
+    caption += "; a cell with load points has a row per point." if loaded else "."
     return Section("cells", "Every cell", [Table(headers, table, caption)])
 
 
@@ -87,7 +91,7 @@ def _best(rows: list[CellRow], spec: SweepSpec) -> Section:
             table.append(cells(kind, Cell("no fair finished cell meets the objective", "warn"), "", ""))
             continue
         settings = ", ".join(f"{name}={value}" for name, value in row.cell.assignments.items())
-        table.append(cells(kind, row.cell.id, settings, number(row.metric(objective.metric))))
+        table.append(cells(kind, row.name, settings, number(row.metric(objective.metric))))
     headers = ["engine", "best cell", "settings", objective.metric]
     return Section("best", "Best cell per engine", [Note(objective.describe(), "", "Objective"), Table(headers, table)])
 
@@ -132,14 +136,15 @@ def _plan(record: SweepRecord) -> Section:
 
 
 def _write_csv(rows: list[CellRow], path: Path) -> None:
+    loaded = any(row.point for row in rows)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["cell", "backend", "kind", "status", "measured", "unfair", "output_tok_s", "output_tok_s_low",
-                         "output_tok_s_high", "req_s", *LATENCY_METRICS, "workload_hash"])
+        writer.writerow(["cell", "backend", *(["point"] if loaded else []), "kind", "status", "measured", "unfair",
+                         "output_tok_s", "output_tok_s_low", "output_tok_s_high", "req_s", *SHOWN_METRICS, "workload_hash"])
         for row in rows:
             interval = row.intervals.get("output_tok_s")
             values = [interval.estimate, interval.low, interval.high] if interval else [math.nan] * 3
             req = row.intervals["req_s"].estimate if row.intervals else math.nan
-            writer.writerow([row.cell.id, row.backend, row.kind, row.status, row.measured, row.unfair,
-                             *(f"{v:.6g}" for v in values), f"{req:.6g}",
-                             *(f"{row.latency.get(k, math.nan):.6g}" for k in LATENCY_METRICS), row.cell.workload_hash])
+            writer.writerow([row.cell.id, row.backend, *([row.point or ""] if loaded else []), row.kind, row.status,
+                             row.measured, row.unfair, *(f"{v:.6g}" for v in values), f"{req:.6g}",
+                             *(f"{row.metric(k):.6g}" for k in SHOWN_METRICS), row.cell.workload_hash])

@@ -6,6 +6,7 @@ valid is the matrix's job (matrix.py), which knows scenarios and backends.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -16,10 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from benchbench.config.scenario import validate_mapping
 from benchbench.config.yaml_budget import safe_load
 from benchbench.errors import BenchError
+from benchbench.results import metrics
 
 CONSTRAINT = re.compile(r"^\s*([a-z0-9_]+)\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*$")
-OBJECTIVE_METRICS = ("output_tok_s", "req_s", "ttft_p50_s", "ttft_p99_s", "e2e_p50_s", "e2e_p99_s")
-"""What an objective may name: the numbers the sweep report's cell table shows per backend."""
+
+
+def _metric_problem(name: str, usage: str) -> str | None:
+    """Why an objective cannot name ``name`` (None if it can): the metric registry's published names, as
+    in summary.csv and gate rules; a former name (``ttft_p99_s``) is refused naming the new one."""
+    known = metrics.published_names(load=True)
+    if name in known:
+        return None
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"did you mean {close[0]}?" if close else "use a column name of summary.csv, e.g. ttft_s_p99"
+    return metrics.former_name_message(name, usage) or f"unknown metric '{name}'; {hint}"
 
 
 class SweepError(BenchError):
@@ -44,13 +55,14 @@ class Objective(_Strict):
 
     maximize: str | None = None
     minimize: str | None = None
-    subject_to: list[str] = Field(default_factory=list, description='e.g. "ttft_p99_s <= 0.5"')
+    subject_to: list[str] = Field(default_factory=list, description='e.g. "ttft_s_p99 <= 0.5"')
 
     @field_validator("maximize", "minimize")
     @classmethod
     def _known_metric(cls, value: str | None) -> str | None:
-        if value is not None and value not in OBJECTIVE_METRICS:
-            raise ValueError(f"unknown metric '{value}'; choose one of {', '.join(OBJECTIVE_METRICS)}")
+        problem = None if value is None else _metric_problem(value, value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("subject_to")
@@ -58,8 +70,11 @@ class Objective(_Strict):
     def _constraints_parse(cls, values: list[str]) -> list[str]:
         for text in values:
             match = CONSTRAINT.match(text)
-            if not match or match.group(1) not in OBJECTIVE_METRICS:
-                raise ValueError(f"constraint '{text}': write METRIC <= NUMBER with a metric of {', '.join(OBJECTIVE_METRICS)}")
+            if not match:
+                raise ValueError(f"constraint '{text}': write METRIC <= NUMBER, e.g. 'ttft_s_p99 <= 0.5'")
+            problem = _metric_problem(match.group(1), text.strip())
+            if problem:
+                raise ValueError(f"constraint '{text}': {problem}")
         return values
 
     @property
@@ -121,3 +136,20 @@ def load_sweep(path: Path) -> tuple[SweepSpec, str]:
     if relative.is_file():
         spec = spec.model_copy(update={"scenario": str(relative.resolve())})
     return spec, text
+
+
+def stored_spec(data: dict[str, Any]) -> SweepSpec:
+    """A sweep folder's own spec (sweep.json), its objective's former metric names renamed, so a folder
+    written before the registry's names still reports and resumes; a sweep file is refused instead."""
+    objective = dict(data.get("objective") or {})
+    for goal in ("maximize", "minimize"):
+        if objective.get(goal) in metrics.FORMER_NAMES:
+            objective[goal] = metrics.FORMER_NAMES[objective[goal]]
+    objective["subject_to"] = [_renamed_constraint(text) for text in objective.get("subject_to", [])]
+    return SweepSpec.model_validate({**data, "objective": objective})
+
+
+def _renamed_constraint(text: str) -> str:
+    match = CONSTRAINT.match(text)
+    name = match.group(1) if match else None
+    return text.replace(name, metrics.FORMER_NAMES[name], 1) if name in metrics.FORMER_NAMES else text

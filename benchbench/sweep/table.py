@@ -1,5 +1,7 @@
-"""One row per backend of every cell, read back from the sweep folder alone: status, fairness,
-throughput with its interval, latency percentiles, and the outputs (for agreement across cells)."""
+"""One row per backend of every cell (per backend and load point for a cell with a ``load`` block), read
+back from the sweep folder alone: status, fairness, throughput with its interval, every metric of the
+registry under its published name (as in summary.csv and gate rules), and the outputs (for agreement
+across cells)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,17 @@ from pathlib import Path
 
 from benchbench.report.inputs import read_run
 from benchbench.report.throughput import throughput
-from benchbench.results.consistency import SequenceComparison, compare_records
-from benchbench.results.records import MANIFEST_FILE, RequestRecord
 from benchbench.results import metrics
+from benchbench.results.consistency import SequenceComparison, compare_records
+from benchbench.results.load import by_point
+from benchbench.results.records import MANIFEST_FILE, RequestRecord
 from benchbench.results.stats import Interval
 from benchbench.sweep.cells import Cell, CellOutcome
 from benchbench.sweep.folder import SweepRecord, cell_dir
 from benchbench.sweep.spec import Objective
 
-LATENCY_METRICS = {"ttft_p50_s": ("ttft_s", 50), "ttft_p99_s": ("ttft_s", 99),
-                   "e2e_p50_s": ("e2e_s", 50), "e2e_p99_s": ("e2e_s", 99)}
+SHOWN_METRICS = ("ttft_s_p50", "ttft_s_p99", "e2e_s_p50", "e2e_s_p99")
+"""The latency columns of the cell table and cells.csv, by registry name."""
 
 
 @dataclass(frozen=True)
@@ -32,19 +35,31 @@ class CellRow:
     unfair: int
     intervals: dict[str, Interval] = field(default_factory=dict)
     """output_tok_s and req_s with their 95% intervals."""
-    latency: dict[str, float] = field(default_factory=dict)
+    values: dict[str, float | None] = field(default_factory=dict)
+    """every published metric of the registry over the row's measured records"""
     outputs: dict[str, RequestRecord] = field(default_factory=dict)
     """request id -> its first measured answer."""
+    point: str | None = None
+    """the load point of a cell with a ``load`` block: its rows are per point, never pooled"""
 
     @property
     def finished(self) -> bool:
         return self.status == "ok" and self.measured > 0
 
+    @property
+    def series(self) -> str:
+        """The backend, as ``backend@point`` under load."""
+        return metrics.at_point(self.backend, self.point) if self.point else self.backend
+
+    @property
+    def name(self) -> str:
+        """``cell/backend`` (``cell/backend@point`` under load)."""
+        return f"{self.cell.id}/{self.series}"
+
     def metric(self, name: str) -> float:
-        """A metric of the objective by name: throughput estimates or latency percentiles."""
-        if name in self.intervals:
-            return self.intervals[name].estimate
-        return self.latency.get(name, math.nan)
+        """A metric of the objective by its registry name; NaN where the row has none."""
+        value = self.values.get(name)
+        return math.nan if value is None else value
 
 
 def cell_rows(sweep_dir: Path, record: SweepRecord) -> list[CellRow]:
@@ -58,22 +73,25 @@ def cell_rows(sweep_dir: Path, record: SweepRecord) -> list[CellRow]:
         run = read_run(folder)
         for backend in run.manifest.backends:
             measured = [r for r in run.records if r.backend == backend.name and r.phase == "measure"]
-            rows.append(_row(cell, outcome, backend.name, backend.kind, backend.status, measured))
+            points = by_point(measured) or {None: measured}
+            rows += [_row(cell, outcome, backend.name, backend.kind, backend.status, group, point)
+                     for point, group in points.items()]
     return rows
 
 
-def _row(cell: Cell, outcome: CellOutcome, name: str, kind: str, status: str, measured: list[RequestRecord]) -> CellRow:
+def _row(cell: Cell, outcome: CellOutcome, name: str, kind: str, status: str, measured: list[RequestRecord],
+         point: str | None = None) -> CellRow:
     intervals: dict[str, Interval] = {}
-    latency: dict[str, float] = {}
+    values: dict[str, float | None] = {}
     if measured:
-        intervals = throughput(f"{cell.id}/{name}", measured).intervals
-        for metric, (timing, q) in LATENCY_METRICS.items():
-            latency[metric] = metrics.metric(timing).aggregate(measured, f"p{q}")
+        key = f"{cell.id}/" + (metrics.at_point(name, point) if point else name)
+        intervals = throughput(key, measured).intervals
+        values = metrics.aggregate(measured)
     outputs: dict[str, RequestRecord] = {}
     for r in sorted(measured, key=lambda r: r.repeat):
         outputs.setdefault(r.request_id, r)
     return CellRow(cell, outcome, name, kind, status, len(measured), sum(not r.fairness.ok for r in measured),
-                   intervals, latency, outputs)
+                   intervals, values, outputs, point)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from benchbench.config.scenario import parse_scenario
 from benchbench.errors import BenchError
 from benchbench.sweep.cells import cell_gpus
 from benchbench.sweep.matrix import expand
-from benchbench.sweep.spec import SweepError, parse_sweep
+from benchbench.sweep.spec import SweepError, parse_sweep, stored_spec
 
 SCENARIO = """\
 name: sweep-unit
@@ -96,7 +96,8 @@ def test_bad_axes_are_one_line_errors_naming_the_axis(scenario_file, axes, messa
 @pytest.mark.parametrize("fields, message", [
     ({"axes": {"max_new_tokens": [2]}, "executor": "slurm"}, "field 'executor'"),
     ({"axes": {"max_new_tokens": [2]}, "objective": {"maximize": "speed"}}, "unknown metric 'speed'"),
-    ({"axes": {"max_new_tokens": [2]}, "objective": {"subject_to": ["ttft_p99_s < soon"]}}, "constraint 'ttft_p99_s < soon'"),
+    ({"axes": {"max_new_tokens": [2]}, "objective": {"subject_to": ["ttft_s_p99 < soon"]}}, "constraint 'ttft_s_p99 < soon'"),
+    ({"axes": {"max_new_tokens": [2]}, "objective": {"maximize": "goodput"}}, "did you mean goodput_req_s?"),
     ({"axes": {"max_new_tokens": [2]}, "extra": 1}, "field 'extra': unknown field"),
 ])
 def test_bad_sweep_files_are_one_line_errors(scenario_file, fields, message):
@@ -107,9 +108,27 @@ def test_bad_sweep_files_are_one_line_errors(scenario_file, fields, message):
 
 def test_objective_reads_its_constraints(scenario_file):
     spec = parse_sweep({"scenario": scenario_file, "axes": {"max_new_tokens": [2]},
-                        "objective": {"maximize": "output_tok_s", "subject_to": ["ttft_p99_s <= 0.5"]}}, source="test")
-    assert spec.objective.constraints() == [("ttft_p99_s", "<=", 0.5)]
-    assert spec.objective.describe() == "highest output_tok_s with ttft_p99_s <= 0.5, among fair finished cells"
+                        "objective": {"maximize": "output_tok_s", "subject_to": ["ttft_s_p99 <= 0.5"]}}, source="test")
+    assert spec.objective.constraints() == [("ttft_s_p99", "<=", 0.5)]
+    assert spec.objective.describe() == "highest output_tok_s with ttft_s_p99 <= 0.5, among fair finished cells"
+
+
+@pytest.mark.parametrize("objective, message", [
+    ({"maximize": "ttft_p99_s"}, "metric 'ttft_p99_s' is now called 'ttft_s_p99'; write 'ttft_s_p99'"),
+    ({"subject_to": ["e2e_p50_s <= 2"]}, "constraint 'e2e_p50_s <= 2': metric 'e2e_p50_s' is now called 'e2e_s_p50'; "
+                                         "write 'e2e_s_p50 <= 2'"),
+])
+def test_a_former_metric_name_in_an_objective_is_refused_naming_the_new_one(scenario_file, objective, message):
+    with pytest.raises(SweepError) as error:
+        parse_sweep({"scenario": scenario_file, "axes": {"max_new_tokens": [2]}, "objective": objective}, source="test")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_sweep_folder_written_with_former_names_still_reads_them_renamed(scenario_file):
+    stored = {"scenario": scenario_file, "axes": {"max_new_tokens": [2]},
+              "objective": {"minimize": "ttft_p50_s", "subject_to": ["e2e_p99_s <= 3"]}}
+    objective = stored_spec(stored).objective
+    assert (objective.metric, objective.subject_to) == ("ttft_s_p50", ["e2e_s_p99 <= 3"])
 
 
 @pytest.mark.parametrize("backends, device, gpus", [

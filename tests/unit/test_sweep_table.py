@@ -28,7 +28,7 @@ def _answer(token_ids: list[int]) -> RequestRecord:
 def _row(cell_id: str, kind: str = "transformers", workload: str = "w1", tok_s: float = 10.0, ttft_p99: float = 0.1,
          status: str = "ok", unfair: int = 0, answers: dict | None = None) -> CellRow:
     return CellRow(_cell(cell_id, workload), CellOutcome(status=status), kind, kind, status, 4, unfair,
-                   {"output_tok_s": Interval(tok_s, math.nan, math.nan)}, {"ttft_p99_s": ttft_p99},
+                   {"output_tok_s": Interval(tok_s, math.nan, math.nan)}, {"output_tok_s": tok_s, "ttft_s_p99": ttft_p99},
                    {rid: _answer(ids) for rid, ids in (answers or {}).items()})
 
 
@@ -45,8 +45,8 @@ def test_best_cell_per_engine_meets_the_constraints_and_skips_unfair_or_failed_c
     rows = [_row("fast-but-slow-ttft", tok_s=50, ttft_p99=0.9), _row("unfair", tok_s=40, unfair=1),
             _row("failed", tok_s=45, status="failed"), _row("good", tok_s=30), _row("ok", tok_s=20, ttft_p99=0.05),
             _row("other", kind="lmdeploy", tok_s=5, ttft_p99=2.0)]
-    objective = Objective(maximize="output_tok_s", subject_to=["ttft_p99_s <= 0.5"])
+    objective = Objective(maximize="output_tok_s", subject_to=["ttft_s_p99 <= 0.5"])
     best = best_per_engine(rows, objective)
     assert best["transformers"].cell.id == "good"
     assert best["lmdeploy"] is None
-    assert best_per_engine(rows, Objective(minimize="ttft_p99_s"))["transformers"].cell.id == "ok"
+    assert best_per_engine(rows, Objective(minimize="ttft_s_p99"))["transformers"].cell.id == "ok"
