@@ -33,6 +33,8 @@ class BackendView:
     run: Run
     outcome: BackendOutcome
     colour: str
+    point: str | None = None
+    """In a load run's general sections, one view per backend and load point (``key`` is ``backend@point``)."""
 
     @property
     def stand_in(self) -> bool:
@@ -64,6 +66,11 @@ class ReportInput:
 
     def measured(self, key: str) -> list[RequestRecord]:
         return [r for r in self.records if r.backend == key and r.phase == "measure"]
+
+    @property
+    def under_load(self) -> bool:
+        """A run with load points: its records carry the point they were measured at."""
+        return any(r.load is not None for r in self.records if r.phase == "measure")
 
 
 def read_run(path: Path, label: str | None = None) -> Run:

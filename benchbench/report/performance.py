@@ -27,9 +27,24 @@ def headline_section(data: ReportInput, results: dict[str, Throughput], out_dir:
     if not results:
         section.blocks.append(Note("no backend finished any measured request", "bad", "No measurements"))
         return section
+    section.blocks += verdict_lines(data, results)
+    section.blocks.append(Table(headline_headers("backend", data.reference.label), headline_rows(data, results),
+                                basis_caption(results)))
+    section.blocks += small_sample_warning(results)
+    figure = plots.throughput_plot(data.backends, results, out_dir / "throughput.png")
+    section.blocks.append(Figure(figure, "Throughput per backend with 95% confidence intervals"))
+    return section
+
+
+def headline_headers(first: str, versus: str) -> list[str]:
+    return [first, "requests/s [95% CI]", "output tokens/s [95% CI]", f"output tokens/s vs {versus}", "verdict",
+            "CI over", "samples"]
+
+
+def headline_rows(data: ReportInput, results: dict[str, Throughput]) -> list[list[Cell]]:
+    """Per backend: its rates with intervals and its ratio to the reference (which must have results)."""
     reference = data.reference
     ref = results[reference.key]
-    section.blocks += _verdict_lines(data, results)
     rows = []
     for view in data.backends:
         if view.key not in results:
@@ -45,16 +60,10 @@ def headline_section(data: ReportInput, results: dict[str, Throughput], out_dir:
         name = Cell(f"{view.label} ({unfair} unfair request(s), see Problems)", "bad") if unfair else Cell(view.label)
         rows.append(cells(name, result.intervals["req_s"].format(4), result.intervals["output_tok_s"].format(4),
                           ratio_cell, verdict_cell, result.basis, result.samples))
-    headers = ["backend", "requests/s [95% CI]", "output tokens/s [95% CI]", f"output tokens/s vs {reference.label}",
-               "verdict", "CI over", "samples"]
-    section.blocks.append(Table(headers, rows, _basis_caption(results)))
-    section.blocks += _small_sample_warning(results)
-    figure = plots.throughput_plot(data.backends, results, out_dir / "throughput.png")
-    section.blocks.append(Figure(figure, "Throughput per backend with 95% confidence intervals"))
-    return section
+    return rows
 
 
-def _verdict_lines(data: ReportInput, results: dict[str, Throughput]) -> list[Block]:
+def verdict_lines(data: ReportInput, results: dict[str, Throughput], differences: bool = True) -> list[Block]:
     reference = data.reference
     ref = results[reference.key]
     fastest = max(results, key=lambda key: results[key].intervals["output_tok_s"].estimate)
@@ -66,11 +75,12 @@ def _verdict_lines(data: ReportInput, results: dict[str, Throughput]) -> list[Bl
             word = verdict(ratio)
             lines.append(Note(f"{view.label} {ratio.format(suffix='x')} vs {reference.label} ({word})",
                               VERDICT_TONES.get(word, ""), "Relative speed"))
-            lines.append(Note(describe_differences(reference, view), "muted", "What differs"))
+            if differences:
+                lines.append(Note(describe_differences(reference, view), "muted", "What differs"))
     return lines
 
 
-def _basis_caption(results: dict[str, Throughput]) -> str:
+def basis_caption(results: dict[str, Throughput]) -> str:
     bases = {result.basis for result in results.values()}
     parts = []
     if "repeats" in bases:
@@ -83,7 +93,7 @@ def _basis_caption(results: dict[str, Throughput]) -> str:
             + "; ".join(parts) + ". A ratio interval that contains 1x means no distinguishable difference.")
 
 
-def _small_sample_warning(results: dict[str, Throughput]) -> list[Block]:
+def small_sample_warning(results: dict[str, Throughput]) -> list[Block]:
     few = sorted({result.samples for result in results.values() if result.basis == "repeats" and result.samples < SMALL_SAMPLE})
     if not few:
         return []
@@ -111,7 +121,8 @@ PREPROCESSING_INSIDE = {"preprocess_s": " (client side only)", "ttft_s": " incl.
 def latency_section(data: ReportInput, out_dir: Path) -> Section:
     measured = {view.key: data.measured(view.key) for view in data.backends}
     columns = _latency_columns(list(measured.values()))
-    headers = ["backend", *(metrics.heading(*names) for names in columns)]
+    loaded = any(view.point for view in data.backends)
+    headers = ["backend@point" if loaded else "backend", *(metrics.heading(*names) for names in columns)]
     rows = []
     for view in data.backends:
         records = measured[view.key]
@@ -124,7 +135,8 @@ def latency_section(data: ReportInput, out_dir: Path) -> Section:
     if not rows:
         section.blocks.append(Note("no measured requests", "muted"))
         return section
-    caption = ("Percentiles over measured requests. TTFT runs from submitting the prepared request to the first "
+    caption = ("Percentiles over measured requests" + (" at each load point, never pooled across points" if loaded else "")
+               + ". TTFT runs from submitting the prepared request to the first "
                "token; for engines that preprocess images themselves it includes that preprocessing. TPOT is the "
                "time per output token after the first (TTFT excluded).")
     if INTER_CHUNK in columns:
@@ -196,9 +208,9 @@ def sweep_section(data: ReportInput, out_dir: Path) -> Section | None:
 def option_axes(views: list[BackendView]) -> list[tuple[str, list[BackendView]]]:
     """Backends of one kind in one run whose options differ in exactly one numeric setting (tp, ...),
     ordered by that setting: a sweep over it."""
-    groups: dict[tuple[str, str], list[BackendView]] = defaultdict(list)
+    groups: dict[tuple[str, str, str | None], list[BackendView]] = defaultdict(list)
     for view in views:
-        groups[(view.run.label, view.outcome.kind)].append(view)
+        groups[(view.run.label, view.outcome.kind, view.point)].append(view)  # under load, per point
     axes = []
     for members in groups.values():
         options = [view.outcome.options for view in members]
@@ -228,7 +240,8 @@ def option_sweep_sections(data: ReportInput, results: dict[str, Throughput], out
                 for view in members]
         headers = ["backend", key, "requests/s [95% CI]", "output tokens/s [95% CI]", "TTFT p50 (s)"]
         path = plots.option_sweep_plot(key, members, results, ttft, out_dir / f"sweep_{index + 1}.png")
-        sections.append(Section(f"sweep-{index + 1}", f"Sweep over {key}", [
+        at = f" at {members[0].point}" if members[0].point else ""
+        sections.append(Section(f"sweep-{index + 1}", f"Sweep over {key}{at}", [
             Table(headers, rows, f"Backends of kind {members[0].outcome.kind} that differ only in option '{key}'."),
             Figure(path, f"Throughput and TTFT against {key}"),
         ]))

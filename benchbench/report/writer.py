@@ -18,6 +18,7 @@ from benchbench.report.document import Document, Section
 from benchbench.report.inputs import ReportInput, load_input
 from benchbench.report.load import load_section
 from benchbench.report.outputs import outputs_section
+from benchbench.report.per_point import load_headline_section, per_point
 from benchbench.report.performance import (
     headline_section,
     latency_section,
@@ -63,14 +64,17 @@ def _write(data: ReportInput, out_dir: Path, title: str) -> Path:
 
 def _write_files(data: ReportInput, out_dir: Path, title: str) -> Path:
     summarize(data.records).to_csv(out_dir / "summary.csv", index=False, float_format="%.6g")
-    results = throughputs(data)
+    compared = per_point(data) if data.under_load else data  # a load run's engines are compared point by point
+    results = throughputs(compared)
     checks = problems(data)
     flagged = any(getattr(block, "tone", "") == "bad" for block in checks)
     sections = [Section("checks", "Problems: read first" if flagged else "Checks", checks)]
     sections += [section for section in (load_section(data, out_dir),) if section is not None]
-    sections += [headline_section(data, results, out_dir), latency_section(data, out_dir)]
-    sections += [section for section in (turns_section(data), sweep_section(data, out_dir)) if section is not None]
-    sections += option_sweep_sections(data, results, out_dir)
+    headline = (load_headline_section(data, compared, results, out_dir) if data.under_load
+                else headline_section(data, results, out_dir))
+    sections += [headline, latency_section(compared, out_dir)]
+    sections += [section for section in (turns_section(compared), sweep_section(compared, out_dir)) if section is not None]
+    sections += option_sweep_sections(compared, results, out_dir)
     sections += [section for section in (resources_section(data, out_dir),) if section is not None]
     sections += [fairness_section(data), outputs_section(data, out_dir), provenance_section(data)]
     document = Document(title, _subtitle(data), _generated_line(), sections)

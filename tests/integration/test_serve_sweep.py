@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import pytest
 
@@ -28,6 +29,16 @@ def test_serve_sweep_reports_each_engines_points_headline_curves_and_gates_per_p
         assert f"*{label}: rates over each repeat's wall span" in report
     assert report.count("| concurrency=2 | 6 |") == 2  # one row per engine's point table, 3 repeats x 2 requests
     assert (out / "load_curves.png").stat().st_size > 0 and (out / "load_levels.png").stat().st_size > 0
+    # the general sections compare engines at each point; nothing pools an engine's points
+    headline = report.split("## Headline: who is faster\n", 1)[1].split("\n## ", 1)[0]
+    latency = report.split("## Latency\n", 1)[1].split("\n## ", 1)[0]
+    assert "compared at each point, never across points" in headline
+    assert "vs batched@concurrency=2 (" in headline and "at the same point" in headline
+    for section in (headline, latency):
+        assert all(f"| {label}@{point} |" in section for label in ("batched", "serial")
+                   for point in ("concurrency=1", "concurrency=2"))
+        assert "| batched |" not in section and "| serial |" not in section
+    assert re.search(r"batched\s+concurrency=1\s+6\s", result.stdout) and not re.search(r"batched\s+6\s", result.stdout)
 
     with (out / "summary.csv").open() as handle:
         rows = list(csv.DictReader(handle))
