@@ -18,10 +18,9 @@ from benchbench.gate.rules import DEFAULT_REPEATS, Check, ConsistencyCheck, Fair
 from benchbench.results.consistency import SequenceComparison, compare_sequences
 from benchbench.errors import BenchError
 from benchbench.results.metrics import Direction, at_point
-from benchbench.results.stats import DEFAULT_RESAMPLES, Interval, bootstrap_ratio_ci
+from benchbench.results.stats import DEFAULT_RESAMPLES, MIN_REPEATS, Interval, bootstrap_ratio_ci
 
 CONFIDENCE = 0.99
-MIN_REPEATS = 3
 SEED = 0
 DIRECT_METHOD = "fairness and consistency rules are checked directly on the run's records"
 METHOD = (f"{CONFIDENCE:.0%} bootstrap-t CI ({DEFAULT_RESAMPLES} resamples, seed {SEED}) of the ratio "

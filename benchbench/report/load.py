@@ -13,7 +13,7 @@ from benchbench.report.document import Cell, Figure, Note, Section, Table, cells
 from benchbench.report.inputs import ReportInput
 from benchbench.results.load import PointSummary, by_point, summarize_point, sustained
 from benchbench.results.metrics import RequestMetric, heading, resolve
-from benchbench.results.stats import bootstrap_mean_ci, bootstrap_ratio_ci
+from benchbench.results.stats import MIN_REPEATS, bootstrap_mean_ci, bootstrap_ratio_ci
 
 
 def load_points(data: ReportInput) -> dict[str, list[PointSummary]]:
@@ -64,9 +64,11 @@ def _headline(data: ReportInput, points: dict[str, list[PointSummary]]) -> list[
             rows.append(cells(view.label, Cell("no point within the SLO", "bad"), "", ""))
             continue
         summary, rates = found, _rates(found)
-        rate = bootstrap_mean_ci(rates).format(4) if len(rates) > 1 else f"{number(summary.achieved_req_s)} (one repeat: no interval)"
+        enough = len(rates) >= MIN_REPEATS
+        rate = bootstrap_mean_ci(rates).format(4) if enough else \
+            f"{number(summary.achieved_req_s)} ({len(rates)} repeat(s): no interval, {MIN_REPEATS} needed)"
         ratio = ""
-        if view.key != reference and len(rates) > 1 and len(_rates(best[reference])) > 1:
+        if view.key != reference and enough and len(_rates(best[reference])) >= MIN_REPEATS:
             ratio = bootstrap_ratio_ci(_rates(best[reference]), rates).format(suffix="x")
         elif view.key != reference:
             ratio = f"{summary.achieved_req_s / best[reference].achieved_req_s:.3g}x (no interval)"

@@ -31,6 +31,11 @@ ROUNDING = 1e-9
 """A standard error this small relative to its estimate is rounding noise on identical values."""
 
 
+MIN_REPEATS = 3
+"""Fewest repeats an interval over repeats is given (and the gate judges) from: with two, Student's t
+has one degree of freedom and the interval spans past zero for any real spread."""
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate and its confidence interval; ``low``/``high`` are NaN when it has none."""
