@@ -132,9 +132,10 @@ def test_a_schema_1_baseline_loads_with_its_metrics_renamed(tmp_path):
     assert loaded == {"output_tok_s": [1.0, 2.0, 3.0], "ttft_s_p90": [0.1, 0.2, 0.3], "decode_tok_s_mean": [5.0, 5, 5]}
 
 
-def test_a_rule_with_a_schema_1_metric_name_names_the_new_one():
-    with pytest.raises(BenchError, match=r"now called 'ttft_s_p90'; write 'ttft_s_p90: \+10%'"):
-        parse_rule("ttft_p90_s: +10%")
+@pytest.mark.parametrize("former, now", [("ttft_p90_s", "ttft_s_p90"), ("e2e_p99_s", "e2e_s_p99")])  # schema 1, sweeps
+def test_a_rule_with_a_former_metric_name_names_the_new_one(former, now):
+    with pytest.raises(BenchError, match=rf"now called '{now}'; write '{now}: \+10%'"):
+        parse_rule(f"{former}: +10%")
 
 
 def test_every_consumer_names_metrics_the_registry_publishes():
