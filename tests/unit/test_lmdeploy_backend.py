@@ -263,6 +263,14 @@ def test_an_error_response_becomes_a_one_line_backend_error():
         StreamFold("r000").add(failed)
 
 
+def test_an_aborted_request_is_a_failure_not_a_short_answer():
+    aborted = response(text="", generate_token_len=0, input_token_len=1830, finish_reason="abort", token_ids=[])
+    fold = StreamFold("r001")
+    fold.add(streamed_responses()[0])
+    with pytest.raises(BackendError, match="lmdeploy failed request r001: abort: the engine aborted the request"):
+        fold.add(aborted)
+
+
 class StandInPipeline:
     """A stand-in for lmdeploy.Pipeline: replays a response stream and records how it was called."""
 

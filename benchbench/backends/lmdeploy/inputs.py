@@ -166,6 +166,8 @@ class StreamFold:
         if response.finish_reason == "error":
             code = getattr(response, "error_code", None)
             raise request_failed(self.request_id, code, getattr(response, "error_message", None))
+        if response.finish_reason == "abort":  # lmdeploy 0.16 counts it a failed request (serve/core/async_engine.py)
+            raise request_failed(self.request_id, "abort", "the engine aborted the request (cancelled, or its session dropped)")
         new_tokens = response.generate_token_len - self.output_tokens
         self.output_tokens = response.generate_token_len
         self.input_tokens = response.input_token_len
