@@ -96,12 +96,13 @@ def main() -> None:
 @click.option("--rate", type=_numbers(float), default=None, help="Load points: open loop in requests/s, e.g. 1,2,4.")
 @click.option("--sweep", type=int, default=None, help="Load: serial, saturated, then this many rates between.")
 @click.option("--arrivals", type=click.Choice(["poisson", "constant", "gamma"]), default=None, help="Open-loop arrivals.")
+@click.option("--client-processes", type=int, default=None, help="Load: processes sending to a server (more when one cannot keep up).")
 @click.option("--gate", "gates_path", type=click.Path(path_type=Path), default=None,
               help="gates.yaml naming a baseline: gate the run (exit 0 pass, 1 regression, 2 cannot judge).")
 @friendly_errors
 def run(scenario_name, model, backends, url, output_dir, requests, warmup, repeats, max_new_tokens, dtype, device,
         request_timeout, load_timeout, backend_timeout, backend_options, load_8bit, load_4bit, trust_remote_code, resume_dir, no_progress,
-        concurrency, rate, sweep, arrivals, gates_path) -> None:
+        concurrency, rate, sweep, arrivals, client_processes, gates_path) -> None:
     """Run a scenario through its backends and write a report."""
     from benchbench import api
 
@@ -113,7 +114,7 @@ def run(scenario_name, model, backends, url, output_dir, requests, warmup, repea
         dtype=dtype, backends=backends, url=url, backend_options=backend_options, load_8bit=load_8bit,
         load_4bit=load_4bit, request_timeout_s=request_timeout, load_timeout_s=load_timeout, backend_timeout_s=backend_timeout, model=model,
         device=device, output_dir=output_dir, trust_remote_code=trust_remote_code, command=sys.argv,
-        concurrency=concurrency or (), rate=rate or (), sweep=sweep, arrivals=arrivals,
+        concurrency=concurrency or (), rate=rate or (), sweep=sweep, arrivals=arrivals, client_processes=client_processes,
     )
     progress = _Progress(enabled=not no_progress)
     interrupted = False

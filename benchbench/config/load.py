@@ -50,6 +50,9 @@ class LoadSpec(_Strict):
     duration_s: float | None = Field(default=None, gt=0, le=86_400, description="per point, instead of a count")
     warmup: Int | None = Field(default=None, ge=0, le=4096, description="per point [requests it holds in flight]")
     max_error_rate: float = Field(default=0.1, ge=0, le=1, description="past this a backend fails")
+    client_processes: Int = Field(default=1, ge=1, le=64, description=(
+        "load-client processes for server backends (requests dealt round-robin): more when one cannot keep up; "
+        "how requests are sent, not what, so not part of the workload hash"))
 
     @model_validator(mode="after")
     def _one_mode(self) -> LoadSpec:

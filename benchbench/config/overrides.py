@@ -41,6 +41,8 @@ class ScenarioOverrides:
     """A sweep of this many rates between serial and saturated throughput."""
     arrivals: str | None = None
     """Arrival process of open-loop points: poisson, constant or gamma."""
+    client_processes: int | None = None
+    """Load-client processes for server backends."""
 
 
 def apply_overrides(scenario: Scenario, overrides: ScenarioOverrides) -> Scenario:
@@ -68,16 +70,19 @@ def apply_overrides(scenario: Scenario, overrides: ScenarioOverrides) -> Scenari
 
 
 def _load_override(scenario: Scenario, overrides: ScenarioOverrides) -> dict | None:
-    """--concurrency / --rate / --sweep replace the scenario's load points; --arrivals changes its process."""
+    """--concurrency / --rate / --sweep replace the scenario's load points; --arrivals changes its process,
+    --client-processes how many processes send it."""
     given = {key: value for key, value in (("concurrency", list(overrides.concurrency)), ("rate", list(overrides.rate)),
                                            ("sweep", overrides.sweep)) if value}  # fmt: skip
-    if not given and overrides.arrivals is None:
+    if not given and overrides.arrivals is None and overrides.client_processes is None:
         return None
     load = scenario.load.model_dump(mode="json", exclude_defaults=True) if scenario.load else {}
     if given:
         load = {key: value for key, value in load.items() if key not in ("concurrency", "rate", "sweep")} | given
     if overrides.arrivals is not None:
         load["arrivals"] = overrides.arrivals
+    if overrides.client_processes is not None:
+        load["client_processes"] = overrides.client_processes
     return load
 
 

@@ -80,7 +80,7 @@ def run_workload_load(backend: Backend, workload: Workload, record: Callable[[Lo
     if not isinstance(backend, ServedOverHttp):
         raise TypeError(f"backend kind {backend.kind}: batching 'server' needs the ServedOverHttp hooks (backends/base.py)")
     connections = min(256, max([*(spec.concurrency or []), spec.max_in_flight or 0, 16]))
-    with LoadClient(backend.load_origin(), processes=1, connections=connections) as client:
+    with LoadClient(backend.load_origin(), processes=plan.get("client_processes", 1), connections=connections) as client:
         serve = HttpServer(backend, client)
         return run_load_points(backend, workload, spec, slo, plan["seed"], record, serve, earlier)
 

@@ -116,7 +116,8 @@ class Workload:
     def hash(self) -> str:
         fingerprint: list | dict = [r.fingerprint() for r in self.requests]
         if self.load is not None:  # serial workloads keep the hash they always had
-            fingerprint = {"requests": fingerprint, "load": self.load}
+            sent = {key: value for key, value in self.load.items() if key != "client_processes"}  # how, not what
+            fingerprint = {"requests": fingerprint, "load": sent}
         return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
 
 
@@ -214,7 +215,7 @@ def load_plan(scenario: Scenario) -> dict | None:
         return None
     spec = scenario.load
     count = spec.requests or scenario.requests  # one schedule per pass over the measured requests
-    return {"spec": spec.model_dump(mode="json"), "slo": scenario.slo.model_dump(mode="json") if scenario.slo else None,
+    return {"spec": spec.model_dump(mode="json", exclude={"client_processes"}), "client_processes": spec.client_processes, "slo": scenario.slo.model_dump(mode="json") if scenario.slo else None,
             "seed": scenario.seed, "schedule": schedule_hash(spec.arrivals, count, scenario.seed, spec.burstiness)}
 
 

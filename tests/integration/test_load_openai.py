@@ -35,11 +35,12 @@ def standin(tmp_path):
     server.stop()
 
 
-def records_at_concurrency(standin, tmp_path, concurrency, slo=None, max_new_tokens=4):
+def records_at_concurrency(standin, tmp_path, concurrency, slo=None, max_new_tokens=4, client_processes=None):
     scenario = load_scenario("serve-sweep").with_overrides(requests=8, warmup=1, repeats=1, max_new_tokens=max_new_tokens)
     if slo is not None:
         scenario = parse_scenario({**scenario.model_dump(mode="json"), "slo": slo}, source="test")
-    workload = build_workload(apply_overrides(scenario, ScenarioOverrides(concurrency=concurrency)))
+    overrides = ScenarioOverrides(concurrency=concurrency, client_processes=client_processes)
+    workload = build_workload(apply_overrides(scenario, overrides))
     context = BackendContext("openai", tmp_path, "auto", None, tmp_path, 0)
     options = parse_options(OpenAIBackend, {"url": standin.spec.url, "infer_image_tokens": False}, "openai")
     backend = OpenAIBackend(options, context)
@@ -61,6 +62,13 @@ def test_server_requests_go_through_the_load_client_within_the_concurrency(stand
     # the stand-in cannot answer sooner than its delays: TTFT >= 0.1 s, 3 more tokens >= 0.03 s
     assert all(r.ttft_s >= 0.1 and r.decode_s >= 0.03 for r in measured)
     assert all(r.load.first_byte_s is not None and r.load.first_byte_s <= r.ttft_s for r in measured)
+
+
+def test_two_client_processes_share_a_point_and_its_cap_holds(standin, tmp_path):
+    measured = [r for r in records_at_concurrency(standin, tmp_path, [4], client_processes=2) if r.phase == "measure"]
+    assert len(measured) == 8 and all(r.load.status == "ok" and r.output_tokens == 4 for r in measured)
+    assert stats(standin)["max_in_flight"] == 4
+    assert max(r.load.in_flight_at_send for r in measured) <= 4
 
 
 def test_throughput_and_goodput_of_a_point_follow_from_its_requests(standin, tmp_path):

@@ -65,6 +65,16 @@ def test_no_load_block_is_serial_and_keeps_the_scenario_hash():
     assert (point.label, point.max_in_flight, point.requests, point.warmup) == ("serial", 1, 10, 1)
 
 
+def test_client_processes_change_how_requests_are_sent_not_the_workload():
+    from benchbench.workload.build import build_workload
+
+    one, two = (build_workload(_scenario(concurrency=[2], client_processes=n).with_overrides(requests=2)) for n in (1, 2))
+    assert (one.load["client_processes"], two.load["client_processes"]) == (1, 2)
+    assert "client_processes" not in two.load["spec"] and one.hash == two.hash
+    with pytest.raises(ScenarioError, match="client_processes"):
+        _scenario(concurrency=[2], client_processes=True)
+
+
 def test_concurrency_points_warm_up_at_their_own_concurrency():
     points = _scenario(concurrency=[1, 4]).load.points(10, 1)
     assert [(p.label, p.max_in_flight, p.warmup) for p in points] == [("concurrency=1", 1, 1), ("concurrency=4", 4, 4)]
