@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchbench.backends.base import Backend, Generation
-from benchbench.execution.inprocess_load import LoadJob, ServedRequest, TokenMarks
+from benchbench.execution.inprocess_load import LoadJob, ServedRequest, TokenMarks, prepared_once
 from benchbench.execution.release import Release, ReleasePlan, Scheduler
 from benchbench.execution.strategies import Strategy
 
@@ -80,7 +80,7 @@ def serve_on_engine_loop(
     The scheduler runs on a loop of its own in this thread (``select()``: microsecond timers, where
     the engine's epoll loop rounds to milliseconds), so its lag is the scheduler's alone and time
     the engine's loop takes to pick a request up counts in that request's TTFT, as a server's would."""
-    prepared = _prepared_once(backend, jobs)
+    prepared = prepared_once(backend, jobs)
     offsets = strategy.due_offsets(len(jobs), seed)
     plan = ReleasePlan(
         list(range(len(jobs))), None if offsets is None else [float(offset) for offset in offsets],
@@ -100,12 +100,3 @@ def serve_on_engine_loop(
         asyncio.run_coroutine_threadsafe(sender.drain(), sender.engine_loop).result(DRAIN_TIMEOUT_S + 5)
     return [ServedRequest.released(jobs[call.index], call, call.marks, call.generation) for call in calls]
 
-
-def _prepared_once(backend: Backend, jobs: Sequence[LoadJob]) -> list[Any]:
-    """Each job's prepared request; a request repeated in the list (a duration point cycles over
-    the workload) is prepared once (``generate_async`` leaves what it is given unchanged)."""
-    by_request: dict[int, Any] = {}
-    for job in jobs:
-        if id(job.request) not in by_request:
-            by_request[id(job.request)] = backend.prepare(job.request)
-    return [by_request[id(job.request)] for job in jobs]

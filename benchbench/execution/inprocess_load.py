@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from benchbench.backends.base import Backend, Generation
 from benchbench.execution.release import Release
@@ -137,3 +138,14 @@ def _serve_batch(backend: Backend, batch: list[tuple[LoadJob, int]]) -> list[Ser
         ServedRequest(job, due, start, submitted, end, tuple(timer.marks), generation, len(batch))
         for (job, due), timer, generation in zip(batch, timers, generations)
     ]
+
+
+def prepared_once(backend: Backend, jobs: Sequence[LoadJob]) -> list[Any]:
+    """Each job's prepared request, before the point; a request repeated in the list (a duration
+    point cycles over the workload, up to its request bound) is prepared once: a prepared request
+    is only read when sent (an engine's ``generate_async``, the load client's rendered bytes)."""
+    by_request: dict[int, Any] = {}
+    for job in jobs:
+        if id(job.request) not in by_request:
+            by_request[id(job.request)] = backend.prepare(job.request)
+    return [by_request[id(job.request)] for job in jobs]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from benchbench.backends.base import Backend, ServedOverHttp
 from benchbench.config.load import LoadPoint, LoadSpec, SloSpec
 from benchbench.execution.engine_load import serve_on_engine_loop
-from benchbench.execution.inprocess_load import LoadJob, ServedRequest, serve_point
+from benchbench.execution.inprocess_load import LoadJob, ServedRequest, prepared_once, serve_point
 from benchbench.execution.loadclient import Exchange, LoadClient
 from benchbench.execution.measure import Measurement
 from benchbench.execution.strategies import SweepProfile, strategy_for
@@ -172,7 +172,7 @@ class HttpServer:
         self.backend, self.client = backend, client
 
     def __call__(self, backend: Backend, jobs: Sequence[LoadJob], strategy, seed: int, duration_s: float | None) -> list[ServedRequest]:
-        prepared = [backend.prepare(job.request) for job in jobs]
+        prepared = prepared_once(backend, jobs)
         bodies = [p.request for p in prepared]
         offsets = strategy.due_offsets(len(jobs), seed)
         deadline_s = self.backend.load_deadline_s()
